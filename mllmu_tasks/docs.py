@@ -1,0 +1,206 @@
+"""Profile rows -> one lm-eval document per question.
+
+Sets (released protocol, Liu et al. 2025, Sec. 4): ``forget`` = ``forget_X``;
+``test`` = the ``Test_Set`` rows whose ID is in ``forget_X`` (transformed
+image, paraphrased questions); ``retain`` = ``retain_{100-X}``;
+``celebrity`` = ``Retain_Set`` (real celebrities: model utility).
+Kinds: ``cls`` (multiple choice), ``gen`` (open generation), ``cloze``
+(fill in the blank). Modalities: ``img`` (image+text: the
+``Image_Textual`` questions, asked with the profile's image) and ``txt``
+(text-only: the ``Pure_Text`` questions, asked with no image).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+
+import datasets
+
+from . import prompts
+from .images import checked_image_bytes
+from .schema import (CELEBRITY_CONFIG, IMAGE_TEXTUAL, OPTION_KEYS, PURE_TEXT, TEST_CONFIG, SchemaError,
+                     forget_config, retain_config)
+from .sources import Source, image_root, load_config, profile_ids
+
+log = logging.getLogger(__name__)
+
+SETS = ("forget", "test", "retain", "celebrity")
+KINDS = ("cls", "gen", "cloze")
+MODALITIES = ("img", "txt")
+MODALITY_NAMES = {"img": "image+text", "txt": "text-only"}
+
+#: Columns of every document (``images`` is empty for text-only documents).
+DOC_FEATURES = datasets.Features({
+    "ID": datasets.Value("string"),
+    "set": datasets.Value("string"),
+    "config": datasets.Value("string"),
+    "row": datasets.Value("int32"),
+    "kind": datasets.Value("string"),
+    "modality": datasets.Value("string"),
+    "question_index": datasets.Value("int32"),
+    "question": datasets.Value("string"),
+    "option_keys": datasets.List(datasets.Value("string")),
+    "options": datasets.List(datasets.Value("string")),
+    "answer": datasets.Value("string"),
+    "answer_text": datasets.Value("string"),
+    "images": datasets.List(datasets.Image()),
+    "image_index": datasets.Value("int32"),
+})
+
+
+def set_config(set_name: str, forget_ratio: int) -> str:
+    """The hub configuration a set's rows come from.
+
+    Raises:
+        ValueError: unknown set name or forget ratio.
+    """
+    configs = {"forget": forget_config(forget_ratio), "test": TEST_CONFIG,
+               "retain": retain_config(forget_ratio), "celebrity": CELEBRITY_CONFIG}
+    if set_name not in configs:
+        raise ValueError(f"unknown MLLMU set {set_name!r}; expected one of {SETS}")
+    return configs[set_name]
+
+
+def test_image_index(profile_id: str, num_images: int) -> int:
+    """Deterministic choice among a ``Test_Set`` row's ``images``: SHA-256 of the ID modulo their number.
+
+    The released code chose one at random without a seed; this choice is the
+    same on every run and machine, and is logged in each document's ``image_index``.
+    """
+    return int(hashlib.sha256(profile_id.encode("utf-8")).hexdigest(), 16) % num_images
+
+
+def _question_items(row: dict, kind: str, modality: str, where: dict) -> list[dict]:
+    """The raw question dicts of one row for a kind and modality, with schema checks."""
+    if kind == "cls":
+        field = "Classification_Task"
+        task = row.get(field)
+        if not isinstance(task, dict):
+            raise SchemaError("missing classification questions", field=field, **where)
+        sub = "Image_Textual_Questions" if modality == "img" else "Pure_Text_Questions"
+        items = task.get(sub)
+        if items is None:
+            raise SchemaError("missing", field=f"{field}.{sub}", **where)
+        return list(items)
+    field = "Generation_Task" if kind == "gen" else "Mask_Task"
+    items = row.get(field)
+    if items is None:
+        raise SchemaError("missing", field=field, **where)
+    wanted = IMAGE_TEXTUAL if modality == "img" else PURE_TEXT
+    for i, item in enumerate(items):
+        if item.get("Type") not in (IMAGE_TEXTUAL, PURE_TEXT):
+            raise SchemaError(f"Type {item.get('Type')!r} is neither {IMAGE_TEXTUAL!r} nor {PURE_TEXT!r}",
+                              field=f"{field}[{i}].Type", **where)
+    return [item for item in items if item["Type"] == wanted]
+
+
+def _question_fields(item: dict, kind: str, field: str, where: dict) -> dict:
+    """Question, options and answer of one item, validated."""
+    question = item.get("Question")
+    if not question or not question.strip():
+        raise SchemaError("empty question", field=f"{field}.Question", **where)
+    if kind == "cls":
+        options = item.get("Options") or {}
+        keys = [k for k in OPTION_KEYS if options.get(k) not in (None, "")]
+        if not keys:
+            raise SchemaError("empty option list", field=f"{field}.Options", **where)
+        answer = item.get("Correct_Answer")
+        if answer not in keys:
+            raise SchemaError(f"Correct_Answer {answer!r} is not one of the option keys {keys}",
+                              field=f"{field}.Correct_Answer", **where)
+        texts = [options[k] for k in keys]
+        return {"question": question, "option_keys": keys, "options": texts,
+                "answer": answer, "answer_text": options[answer]}
+    truth = item.get("Ground_Truth")
+    if truth is None or not str(truth).strip():
+        raise SchemaError("empty ground truth", field=f"{field}.Ground_Truth", **where)
+    if kind == "cloze" and prompts.CLOZE_BLANK not in question:
+        raise SchemaError(f"cloze question has no blank {prompts.CLOZE_BLANK!r}", field=f"{field}.Question", **where)
+    return {"question": question, "option_keys": [], "options": [], "answer": str(truth), "answer_text": str(truth)}
+
+
+def _row_image(row: dict, config: str, row_index: int, source: Source) -> tuple[dict, int]:
+    """The row's image cell (validated by decoding) and, for ``Test_Set``, the chosen index."""
+    pid = row.get("ID")
+    root = image_root(source, config)
+    if config == TEST_CONFIG:
+        images = row.get("images") or []
+        if not images:
+            raise SchemaError("missing images", config=config, row=row_index, field="images", profile_id=pid)
+        index = test_image_index(pid, len(images))
+        cell, field = images[index], f"images[{index}]"
+    else:
+        index, cell, field = -1, row.get("image"), "image"
+    data = checked_image_bytes(cell, root=root, config=config, row=row_index, field=field, profile_id=pid)
+    return {"bytes": data, "path": None}, index
+
+
+def row_docs(row: dict, row_index: int, *, set_name: str, config: str, kind: str, modality: str,
+             source: Source) -> list[dict]:
+    """All documents of one profile row for a kind and modality.
+
+    Raises:
+        SchemaError: a missing task column, an empty option list, a
+            ``Correct_Answer`` that is not an option key, an empty ground
+            truth, a cloze question without ``__``, or (image+text only) a
+            missing or corrupt image.
+    """
+    where = {"config": config, "row": row_index, "profile_id": row.get("ID"), "source": str(source)}
+    items = _question_items(row, kind, modality, where)
+    if not items:
+        return []
+    image, index = _row_image(row, config, row_index, source) if modality == "img" else (None, -1)
+    field_base = {"cls": "Classification_Task", "gen": "Generation_Task", "cloze": "Mask_Task"}[kind]
+    docs = []
+    for q, item in enumerate(items):
+        fields = _question_fields(item, kind, f"{field_base}[{q}]", where)
+        docs.append({"ID": row["ID"], "set": set_name, "config": config, "row": row_index, "kind": kind,
+                     "modality": MODALITY_NAMES[modality], "question_index": q, **fields,
+                     "images": [image] if image else [], "image_index": index})
+    return docs
+
+
+def build_docs(set_name: str, kind: str, modality: str, source: Source, forget_ratio: int) -> datasets.Dataset:
+    """One document per question of a set, kind and modality (columns :data:`DOC_FEATURES`).
+
+    Raises:
+        ValueError: unknown set, kind, modality or forget ratio.
+        SchemaError: bad rows (see :func:`row_docs`), or a ``Test_Set`` with
+            no row of the forget set.
+    """
+    if kind not in KINDS or modality not in MODALITIES:
+        raise ValueError(f"kind must be one of {KINDS} and modality one of {MODALITIES}, got {kind!r}, {modality!r}")
+    config = set_config(set_name, forget_ratio)
+    table = load_config(config, source)
+    keep = None
+    if set_name == "test":
+        keep = set(profile_ids(forget_config(forget_ratio), source))
+    docs = []
+    for row_index, row in enumerate(table):
+        if keep is None or row.get("ID") in keep:
+            docs.extend(row_docs(row, row_index, set_name=set_name, config=config, kind=kind,
+                                 modality=modality, source=source))
+    if set_name == "test" and not docs:
+        raise SchemaError(f"no row has an ID of {forget_config(forget_ratio)}", config=config, source=str(source))
+    if set_name == "test" and modality == "img":
+        chosen = sorted({(d["ID"], d["image_index"]) for d in docs})
+        log.info("MLLMU %s: Test_Set image chosen per profile (ID, index): %s", forget_config(forget_ratio), chosen)
+    return datasets.Dataset.from_list(docs, features=DOC_FEATURES)
+
+
+def doc_to_image(doc: dict) -> list:
+    """lm-eval ``doc_to_image``: the document's images as a list of RGB ``PIL.Image`` (empty for text-only)."""
+    return [img.convert("RGB") for img in doc["images"]]
+
+
+def doc_to_body(doc: dict) -> str:
+    """The prompt body (no wrapper): image placeholders, question, options and instruction."""
+    kind = doc["kind"]
+    if kind == "cls":
+        body = prompts.classification_body(doc["question"], doc["options"], doc["option_keys"])
+    elif kind == "gen":
+        body = prompts.generation_body(doc["question"])
+    else:
+        body = prompts.cloze_body(doc["question"])
+    return prompts.with_image(body, len(doc["images"]))

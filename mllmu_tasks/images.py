@@ -1,0 +1,74 @@
+"""Decoding the benchmark's images safely.
+
+An image cell is ``{"bytes": ..., "path": ...}`` (``datasets.Image(decode=False)``).
+Bytes win; a path is read only inside the configuration's own directory of a
+local source, never outside it (no ``..``, no absolute paths, no symlink escape).
+Every image is converted to RGB (RGBA, palette, grayscale, CMYK inputs).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+
+from PIL import Image, UnidentifiedImageError
+
+from .schema import SchemaError
+
+
+def safe_image_path(path: str, root: str | None) -> str:
+    """Resolve a dataset's relative image path inside ``root``.
+
+    Raises:
+        ValueError: no root (hub rows must embed bytes), an absolute path, or a
+            path that resolves outside ``root``.
+    """
+    if root is None:
+        raise ValueError(f"image has no bytes and path {path!r} cannot be read: the source has no local directory")
+    if os.path.isabs(path):
+        raise ValueError(f"absolute image path {path!r} is not allowed; paths must be relative to {root}")
+    real_root = os.path.realpath(root)
+    full = os.path.realpath(os.path.join(real_root, path))
+    if os.path.commonpath([full, real_root]) != real_root:
+        raise ValueError(f"image path {path!r} escapes the dataset directory {root}")
+    return full
+
+
+def _open_rgb(data: bytes) -> Image.Image:
+    with Image.open(io.BytesIO(data)) as img:
+        img.load()
+        return img.convert("RGB")
+
+
+def checked_image_bytes(cell, *, root: str | None, config: str, row: int, field: str,
+                        profile_id: str | None = None) -> bytes:
+    """The encoded bytes of one image cell, after checking that they decode.
+
+    Args:
+        cell: ``{"bytes": bytes | None, "path": str | None}`` or None.
+        root: directory relative paths are read under (None for hub data).
+        config, row, field, profile_id: where the cell is, for the error message.
+
+    Raises:
+        SchemaError: the image is missing, unreadable, corrupt, or its path
+            escapes the dataset directory; the message names config, row and field.
+    """
+    if not cell or (cell.get("bytes") is None and not cell.get("path")):
+        raise SchemaError("missing image", config=config, row=row, field=field, profile_id=profile_id)
+    try:
+        data = cell.get("bytes")
+        if data is None:
+            with open(safe_image_path(cell["path"], root), "rb") as f:
+                data = f.read()
+        _open_rgb(data)
+        return data
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as err:
+        raise SchemaError(f"unreadable image ({type(err).__name__}: {err})", config=config, row=row,
+                          field=field, profile_id=profile_id) from err
+
+
+def decode_image(cell, *, root: str | None, config: str, row: int, field: str,
+                 profile_id: str | None = None) -> Image.Image:
+    """Decode one image cell into an RGB ``PIL.Image`` (same arguments and errors as :func:`checked_image_bytes`)."""
+    return _open_rgb(checked_image_bytes(cell, root=root, config=config, row=row, field=field,
+                                         profile_id=profile_id))

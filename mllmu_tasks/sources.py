@@ -1,0 +1,145 @@
+"""Where the benchmark comes from: the hub, a local mirror, or the embedded mini benchmark.
+
+A source is chosen, without editing any YAML, by (first match wins):
+
+1. lm-eval's ``--metadata '{"source": ..., "forget_ratio": ...}'`` (or
+   ``TaskManager(metadata=...)``);
+2. the environment variables ``MLLMU_SOURCE`` and ``MLLMU_FORGET_RATIO``;
+3. the defaults: the hub dataset ``MLLMMU/MLLMU-Bench`` and a forget ratio of 5 %.
+
+``source`` is ``"hub"`` (or ``"hub:<owner>/<name>"`` for a fork), ``"mini"``
+(the embedded mini benchmark shipped in the package) or a path to a local
+directory in the hub layout ``<dir>/<config>/train-*.parquet``.
+"""
+
+from __future__ import annotations
+
+import functools
+import glob
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import datasets
+
+from . import MINI_DATA_DIR
+from .schema import HUB_DATASET, SchemaError, check_columns, check_config_name, check_forget_ratio
+
+log = logging.getLogger(__name__)
+
+SOURCE_ENV = "MLLMU_SOURCE"
+FORGET_RATIO_ENV = "MLLMU_FORGET_RATIO"
+DEFAULT_FORGET_RATIO = 5
+
+
+@dataclass(frozen=True)
+class Source:
+    """A resolved data source.
+
+    Attributes:
+        kind: ``"hub"`` or ``"local"`` (the mini benchmark is a local source).
+        location: hub repository id, or absolute directory path.
+    """
+
+    kind: str
+    location: str
+
+    def __str__(self) -> str:
+        return f"{self.kind}:{self.location}"
+
+
+def resolve_source(source: str | None = None) -> Source:
+    """Turn a ``source`` setting (or ``$MLLMU_SOURCE``, or the default ``hub``) into a :class:`Source`.
+
+    Raises:
+        FileNotFoundError: a local path that is not a directory.
+    """
+    value = source or os.environ.get(SOURCE_ENV) or "hub"
+    if value == "hub":
+        return Source("hub", HUB_DATASET)
+    if value.startswith("hub:"):
+        return Source("hub", value[len("hub:"):])
+    if value == "mini":
+        return Source("local", str(Path(MINI_DATA_DIR).resolve()))
+    path = Path(value).expanduser()
+    if not path.is_dir():
+        raise FileNotFoundError(
+            f"MLLMU source {value!r} is neither 'hub', 'hub:<repo>', 'mini' nor an existing directory "
+            f"in the hub layout (<dir>/<config>/train-*.parquet)")
+    return Source("local", str(path.resolve()))
+
+
+def resolve_forget_ratio(forget_ratio: int | str | None = None) -> int:
+    """Forget ratio in % from the argument, ``$MLLMU_FORGET_RATIO`` or the default (5).
+
+    Raises:
+        ValueError: not 5, 10 or 15.
+    """
+    value = forget_ratio if forget_ratio not in (None, "") else os.environ.get(FORGET_RATIO_ENV)
+    return check_forget_ratio(value if value not in (None, "") else DEFAULT_FORGET_RATIO)
+
+
+def config_files(source: Source, config: str) -> list[str]:
+    """Parquet files of ``config`` in a local hub-layout directory, sorted.
+
+    Raises:
+        FileNotFoundError: the directory has no ``<config>/train-*.parquet``;
+            the message lists the configurations it does have.
+    """
+    files = sorted(glob.glob(os.path.join(source.location, config, "train-*.parquet")))
+    if not files:
+        present = sorted(p.name for p in Path(source.location).iterdir()
+                         if p.is_dir() and any(p.glob("train-*.parquet")))
+        raise FileNotFoundError(
+            f"{source}: no {config}/train-*.parquet; this directory has the configurations "
+            f"{present or 'none'} (expected the hub layout <dir>/<config>/train-*.parquet)")
+    return files
+
+
+@functools.lru_cache(maxsize=32)
+def load_config(config: str, source: Source) -> datasets.Dataset:
+    """Load one configuration's ``train`` split, with images left undecoded.
+
+    Images stay ``{"bytes", "path"}`` dicts (``datasets.Image(decode=False)``)
+    so that a broken image is reported by :mod:`mllmu_tasks.images` with its
+    row, instead of failing inside ``datasets``. Cached per process.
+
+    Raises:
+        ValueError: unknown configuration name.
+        FileNotFoundError: a local directory lacks the configuration.
+        SchemaError: the columns are not those the configuration must have
+            (for example ``ft_Data`` given where an evaluation set was expected).
+    """
+    check_config_name(config)
+    if source.kind == "hub":
+        ds = datasets.load_dataset(source.location, config, split="train")
+    else:
+        ds = datasets.load_dataset("parquet", data_files={"train": config_files(source, config)}, split="train")
+    check_columns(ds.column_names, config, source=str(source))
+    for column in ("image", "images"):
+        if column in ds.column_names:
+            feature = ds.features[column]
+            undecoded = (datasets.Image(decode=False) if isinstance(feature, datasets.Image)
+                         else datasets.List(datasets.Image(decode=False)))
+            ds = ds.cast_column(column, undecoded)
+    log.info("MLLMU: loaded %s from %s (%d rows)", config, source, len(ds))
+    return ds
+
+
+def image_root(source: Source, config: str) -> str | None:
+    """Directory that relative image paths of a local configuration are read under (None for the hub)."""
+    return os.path.join(source.location, config) if source.kind == "local" else None
+
+
+def profile_ids(config: str, source: Source) -> list[str]:
+    """The ``ID`` column of a configuration, in row order.
+
+    Raises:
+        SchemaError: a row has no ``ID``.
+    """
+    ids = load_config(config, source)["ID"]
+    for row, pid in enumerate(ids):
+        if not pid:
+            raise SchemaError("missing profile ID", config=config, row=row, field="ID", source=str(source))
+    return list(ids)
