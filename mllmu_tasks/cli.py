@@ -5,11 +5,13 @@ Every ``lm_eval`` flag works unchanged. Two differences:
 - the suite's task folder (:data:`mllmu_tasks.TASKS_DIR`) is always on the
   include path, beside any ``--include_path`` given;
 - lm-eval's thousands of built-in tasks are not indexed (about 11 s saved
-  at every start) unless ``--include_defaults`` is given.
+  at every start) unless ``--include_defaults`` is given;
+- the suite's backend ``--model mllmu-vlm`` (:mod:`mllmu_tasks.backend`) is
+  registered: ``hf-multimodal`` that also takes the text-only tasks.
 
 Example::
 
-    mllmu-eval --model hf-multimodal --model_args pretrained=llava-hf/llava-1.5-7b-hf \\
+    mllmu-eval --model mllmu-vlm --model_args pretrained=llava-hf/llava-1.5-7b-hf \\
         --tasks mllmu --metadata '{"forget_ratio": 5}' --output_path results/ --log_samples
 """
 
@@ -49,6 +51,9 @@ def main(argv: list[str] | None = None) -> None:
     import lm_eval.tasks
     from lm_eval.__main__ import cli_evaluate
 
+    from .backend import register
+
+    register()
     lm_eval.tasks.TaskManager = suite_task_manager(include_defaults)
     sys.argv = ["mllmu-eval", *args]
     cli_evaluate()

@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import datasets
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from . import MINI_DATA_DIR
 from .schema import HUB_DATASET, SchemaError, check_columns, check_config_name, check_forget_ratio
@@ -115,7 +117,9 @@ def load_config(config: str, source: Source) -> datasets.Dataset:
     if source.kind == "hub":
         ds = datasets.load_dataset(source.location, config, split="train")
     else:
-        ds = datasets.load_dataset("parquet", data_files={"train": config_files(source, config)}, split="train")
+        # read in memory: no cache files, no progress bars; features come from the parquet metadata
+        tables = [pq.read_table(f) for f in config_files(source, config)]
+        ds = datasets.Dataset(pa.concat_tables(tables) if len(tables) > 1 else tables[0])
     check_columns(ds.column_names, config, source=str(source))
     for column in ("image", "images"):
         if column in ds.column_names:

@@ -25,6 +25,10 @@ class MLLMUTask(ConfigurableTask):
 
     VERSION = 1.0
 
+    def __init__(self, config: dict | None = None) -> None:
+        """``config``: the leaf YAML as a dict (lm-eval passes its ``class`` key too, dropped here)."""
+        super().__init__(config={k: v for k, v in (config or {}).items() if k != "class"})
+
     def download(self, dataset_kwargs: dict | None = None, **kwargs) -> None:
         """Build the documents; ``dataset_kwargs`` = ``{"set", "kind", "modality"}``.
 

@@ -74,6 +74,11 @@ def write_config(root: Path, config: str, rows: list[dict], features=None) -> Pa
 @pytest.fixture
 def small_bench(tmp_path):
     """A hub-layout directory: 3 profiles, forget_5 = {'002'}, a Test_Set with 3 images per row."""
+    return write_small_bench(tmp_path)
+
+
+def write_small_bench(tmp_path: Path) -> Path:
+    """Write the :func:`small_bench` configurations under ``tmp_path``."""
     rows = [eval_row("001", "Ann Lee", "doctor"), eval_row("002", "Bo Ruiz", "painter", png_bytes((0, 0, 255))),
             eval_row("003", "Cy Oto", "baker")]
     write_config(tmp_path, "forget_5", [rows[1]])
