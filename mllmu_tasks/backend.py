@@ -30,20 +30,13 @@ class MLLMUVisionLM(HFMultimodalLM):
     """``hf-multimodal`` that also answers text-only requests in the same run.
 
     Raises (at load):
-        ValueError: the checkpoint is not an image-text-to-text model; the
-            message says to use ``--model hf`` with text-only tasks (``mllmu-txt``).
+        ValueError: the checkpoint takes no images (:func:`check_takes_images`).
     """
 
     def __init__(self, pretrained, **kwargs):
-        try:
-            super().__init__(pretrained, **kwargs)
-        except ValueError as err:
-            if "Unrecognized configuration class" not in str(err):
-                raise
-            raise ValueError(
-                f"{pretrained!r} is not a vision-language model (no image-text-to-text architecture), so it cannot "
-                f"answer image+text MLLMU tasks. Score its text-only tasks with `--model hf --tasks mllmu-txt`.") \
-                from err
+        check_takes_images(pretrained, revision=kwargs.get("revision", "main"),
+                           trust_remote_code=bool(kwargs.get("trust_remote_code", False)))
+        super().__init__(pretrained, **kwargs)
 
     def generate_until(self, requests: list[Instance], disable_tqdm: bool = False) -> list[str]:
         """Greedy/sampled generation for a mix of image+text and text-only requests, in request order."""
@@ -60,6 +53,28 @@ class MLLMUVisionLM(HFMultimodalLM):
             for i, out in zip(text_idx, outs):
                 answers[i] = out
         return answers
+
+
+def check_takes_images(pretrained, revision: str = "main", trust_remote_code: bool = False) -> None:
+    """Fail at once, before loading weights, when ``pretrained`` names a model that takes no images.
+
+    A checkpoint takes images when its ``model_type`` has an
+    image-text-to-text architecture in transformers (``AutoModelForImageTextToText``).
+    Remote-code models and live model objects are not checked.
+
+    Raises:
+        ValueError: the message says to score such a model with ``--model hf --tasks mllmu-txt``.
+    """
+    if not isinstance(pretrained, str) or trust_remote_code:
+        return
+    from transformers import AutoConfig
+    from transformers.models.auto.modeling_auto import MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES
+
+    model_type = AutoConfig.from_pretrained(pretrained, revision=revision).model_type
+    if model_type not in MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES:
+        raise ValueError(
+            f"{pretrained!r} is a {model_type!r} model, which takes no images, so it cannot answer image+text "
+            f"MLLMU tasks. Score its text-only tasks with `--model hf --tasks mllmu-txt`.")
 
 
 def _text_only(request: Instance) -> Instance:

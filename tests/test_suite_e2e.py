@@ -1,0 +1,160 @@
+"""The suite end to end through lm-eval, on the embedded mini benchmark and the tiny models."""
+
+import glob
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from rouge_score import rouge_scorer
+
+from mllmu_tasks import TASKS_DIR, docs
+from mllmu_tasks.mini.tiny_vlm import build_tiny_lm, build_tiny_vlm
+
+LEAF_TASKS = [f"mllmu_{s}_{k}_{m}" for s in docs.SETS for k in docs.KINDS for m in ("img", "txt")]
+GROUPS = ["mllmu", "mllmu-forget", "mllmu-test", "mllmu-retain", "mllmu-celebrity"]
+CLI = [sys.executable, "-m", "mllmu_tasks.cli"]
+
+
+@pytest.fixture(scope="module")
+def tiny_vlm(tmp_path_factory):
+    return build_tiny_vlm(tmp_path_factory.mktemp("tiny-vlm"), size="test")
+
+
+@pytest.fixture(scope="module")
+def tiny_lm(tmp_path_factory):
+    return build_tiny_lm(tmp_path_factory.mktemp("tiny-lm"), size="test")
+
+
+def run_cli(args, cwd, check=True):
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    proc = subprocess.run(CLI + args, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+    if check:
+        assert proc.returncode == 0, proc.stderr[-4000:]
+    return proc
+
+
+def load_results(out: Path):
+    [path] = glob.glob(str(out / "**" / "results_*.json"), recursive=True)
+    results = json.loads(Path(path).read_text())
+    samples = {}
+    for f in glob.glob(str(Path(path).parent / "samples_*.jsonl")):
+        task = Path(f).name[len("samples_"):].rsplit("_", 1)[0]
+        samples[task] = [json.loads(line) for line in Path(f).read_text().splitlines()]
+    return results, samples
+
+
+def expected_scores(sample):
+    """Scores recomputed from the logged answer with the released rules and rouge_score itself."""
+    doc, answer = sample["doc"], sample["filtered_resps"][0]
+    if doc["kind"] == "cls":
+        first = answer.lstrip()[:1].upper()
+        return {"acc": float(first == doc["answer"])}
+    if doc["kind"] == "cloze":
+        return {"cloze_acc": float(doc["answer"].lower() in answer.lower())}
+    scores = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True).score(doc["answer"], answer)
+    return {"rougeL": scores["rougeL"].fmeasure}
+
+
+def test_whole_suite_on_mini_benchmark(tiny_vlm, tmp_path):
+    out = tmp_path / "out"
+    run_cli(["--model", "mllmu-vlm", "--model_args", f"pretrained={tiny_vlm}", "--device", "cpu",
+             "--tasks", "mllmu", "--metadata", json.dumps({"source": "mini", "forget_ratio": 10}),
+             "--limit", "3", "--batch_size", "8", "--output_path", str(out), "--log_samples"], cwd=tmp_path)
+    results, samples = load_results(out)
+    assert sorted(results["results"]) == sorted(LEAF_TASKS + GROUPS)
+    assert sorted(results["groups"]) == sorted(GROUPS)
+    for task in LEAF_TASKS:
+        meta = results["configs"][task]["metadata"]
+        assert meta["forget_ratio"] == 10 and meta["source"].endswith(os.path.join("mini", "data"))
+        logged = samples[task]
+        assert len(logged) == 3
+        # every per-question score is what the released rule / rouge_score gives
+        for sample in logged:
+            for metric, value in expected_scores(sample).items():
+                assert sample[metric] == pytest.approx(value, abs=1e-9), (task, metric)
+        # the task's score is the mean of its logged per-question scores
+        metric = {"cls": "acc", "gen": "rougeL", "cloze": "cloze_acc"}[logged[0]["doc"]["kind"]]
+        mean = sum(s[metric] for s in logged) / len(logged)
+        assert results["results"][task][f"{metric},none"] == pytest.approx(mean)
+        # prompts: the released wrapper; images only in image+text tasks
+        prompt = logged[0]["arguments"]["gen_args_0"]["arg_0"]
+        assert prompt.startswith("USER: ") and prompt.endswith("\nASSISTANT:")
+        assert ("<image>" in prompt) == task.endswith("_img")
+    # a set group's acc is the size-weighted mean of its two classification tasks
+    forget = [results["results"][f"mllmu_forget_cls_{m}"]["acc,none"] for m in ("img", "txt")]
+    assert results["results"]["mllmu-forget"]["acc,none"] == pytest.approx(sum(forget) / 2)
+
+
+def test_chat_template_prompts(tiny_vlm, tmp_path):
+    out = tmp_path / "out"
+    run_cli(["--model", "mllmu-vlm", "--model_args", f"pretrained={tiny_vlm}", "--device", "cpu",
+             "--tasks", "mllmu_forget_cls_img", "mllmu_forget_gen_txt", "--apply_chat_template",
+             "--metadata", json.dumps({"source": "mini"}), "--limit", "1", "--output_path", str(out),
+             "--log_samples"], cwd=tmp_path)
+    _, samples = load_results(out)
+    cls_doc = samples["mllmu_forget_cls_img"][0]
+    body = docs.doc_to_body(cls_doc["doc"] | {"images": [None]})
+    # the tiny model's LLaVA-1.5 template renders the same text as the released wrapper
+    assert cls_doc["arguments"]["gen_args_0"]["arg_0"] == f"USER: {body}\nASSISTANT:"
+    gen_doc = samples["mllmu_forget_gen_txt"][0]
+    assert gen_doc["arguments"]["gen_args_0"]["arg_0"] == f"USER: {docs.doc_to_body(gen_doc['doc'])}\nASSISTANT:"
+
+
+def test_text_only_tasks_on_a_text_only_model(tiny_lm, tmp_path):
+    out = tmp_path / "out"
+    run_cli(["--model", "hf", "--model_args", f"pretrained={tiny_lm}", "--device", "cpu", "--tasks", "mllmu-txt",
+             "--metadata", json.dumps({"source": "mini"}), "--limit", "1", "--output_path", str(out)], cwd=tmp_path)
+    results, _ = load_results(out)
+    assert sorted(results["results"]) == sorted(t for t in LEAF_TASKS if t.endswith("_txt"))
+
+
+def test_image_tasks_on_a_model_without_images_fail_at_once(tiny_lm, tmp_path):
+    proc = run_cli(["--model", "hf", "--model_args", f"pretrained={tiny_lm}", "--device", "cpu",
+                    "--tasks", "mllmu_forget_cls_img", "--metadata", json.dumps({"source": "mini"})],
+                   cwd=tmp_path, check=False)
+    assert proc.returncode != 0
+    assert "require multimodal input" in proc.stderr and "mllmu_forget_cls_img" in proc.stderr
+    proc = run_cli(["--model", "mllmu-vlm", "--model_args", f"pretrained={tiny_lm}", "--device", "cpu",
+                    "--tasks", "mllmu_forget_cls_img", "--metadata", json.dumps({"source": "mini"})],
+                   cwd=tmp_path, check=False)
+    assert proc.returncode != 0 and "which takes no images" in proc.stderr
+
+
+def test_stock_hf_multimodal_on_image_tasks(tiny_vlm, tmp_path):
+    out = tmp_path / "out"
+    run_cli(["--model", "hf-multimodal", "--model_args", f"pretrained={tiny_vlm}", "--device", "cpu",
+             "--tasks", "mllmu_celebrity_cls_img", "--metadata", json.dumps({"source": "mini"}), "--limit", "2",
+             "--output_path", str(out)], cwd=tmp_path)
+    results, _ = load_results(out)
+    assert "acc,none" in results["results"]["mllmu_celebrity_cls_img"]
+
+
+def test_plain_lm_eval_lists_the_suite(tmp_path):
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.run([sys.executable, "-m", "lm_eval", "ls", "tasks", "--include_path", TASKS_DIR],
+                          capture_output=True, text=True, env=env, cwd=tmp_path, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    for name in LEAF_TASKS + GROUPS:
+        assert name in proc.stdout
+
+
+def test_scores_from_a_local_hub_layout_mirror(tiny_vlm, tmp_path):
+    from mllmu_tasks.mini.generator import generate_benchmark, write_hub_layout
+
+    bench = generate_benchmark(num_profiles=8, num_celebrities=2, seed=3)
+    mirror = write_hub_layout(bench, tmp_path / "mirror")
+    out = tmp_path / "out"
+    run_cli(["--model", "mllmu-vlm", "--model_args", f"pretrained={tiny_vlm}", "--device", "cpu",
+             "--tasks", "mllmu_forget_gen_img", "mllmu_test_cls_txt", "--log_samples",
+             "--metadata", json.dumps({"source": str(mirror), "forget_ratio": 15}), "--output_path", str(out)],
+            cwd=tmp_path)
+    results, samples = load_results(out)
+    forget_ids = set(bench["forget_15"]["ID"])
+    assert len(forget_ids) == 1  # round(8 * 0.15)
+    assert results["configs"]["mllmu_forget_gen_img"]["metadata"]["source"] == f"local:{mirror.resolve()}"
+    for task in ("mllmu_forget_gen_img", "mllmu_test_cls_txt"):
+        assert {s["doc"]["ID"] for s in samples[task]} == forget_ids
+    assert len(samples["mllmu_test_cls_txt"]) == 5  # five text-only questions per profile
