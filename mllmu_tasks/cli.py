@@ -20,6 +20,7 @@ from __future__ import annotations
 import sys
 
 from . import TASKS_DIR
+from .schema import SchemaError
 
 INCLUDE_DEFAULTS_FLAG = "--include_defaults"
 
@@ -56,7 +57,11 @@ def main(argv: list[str] | None = None) -> None:
     register()
     lm_eval.tasks.TaskManager = suite_task_manager(include_defaults)
     sys.argv = ["mllmu-eval", *args]
-    cli_evaluate()
+    try:
+        cli_evaluate()
+    except (SchemaError, FileNotFoundError) as err:
+        # bad data or source: one clear line (config, row, field) instead of lm-eval's traceback
+        sys.exit(f"mllmu-eval: error: {err}")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,124 @@
+"""Python API: one call fine-tunes or unlearns and writes a Hugging Face checkpoint.
+
+Example::
+
+    from unlearners.api import run
+    from unlearners.config import DataArguments, ModelArguments, UnlearnTrainingArguments
+    from unlearners.methods.npo import NPOConfig
+
+    run("npo", ModelArguments(model="runs/vanilla"), DataArguments(source="mini", forget_ratio=10),
+        UnlearnTrainingArguments(output_dir="runs/npo", use_cpu=True), NPOConfig(beta=0.4))
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+from pathlib import Path
+
+from transformers import set_seed
+
+from . import __version__
+from .checkpoint import (check_output_dir, discard_staging, prepare_staging, publish, save_model, staging_dir,
+                         write_card)
+from .collator import AnswerOnlyCollator
+from .config import DataArguments, ModelArguments, UnlearnTrainingArguments
+from .data import PairedDataset, forget_retain_ids, load_profiles, select_profiles, to_examples
+from .methods import Method, MethodConfig, get_method
+from .model import (adapter_disabled_reference, apply_lora, freeze_parts, frozen_copy_reference, load_model,
+                    pick_dtype)
+from .methods.losses import forward_logits
+from .trainer import UnlearnTrainer
+
+#: Which profiles each stream holds (``train`` follows ``DataArguments.train_subset``).
+STREAM_SUBSETS = {"forget": "forget", "retain": "retain"}
+
+
+def build_streams(method: Method, data: DataArguments) -> dict:
+    """``{stream: [Example]}`` for the method's streams, from one read of the source."""
+    profiles, source = load_profiles(data.source)
+    subsets = {s: STREAM_SUBSETS.get(s, data.train_subset) for s in method.data_streams()}
+    ids = forget_retain_ids(data.forget_ratio, source, data.splits) if set(subsets.values()) != {"all"} else (set(), set())
+    return {stream: to_examples(select_profiles(profiles, subset, *ids), data.modality, source)
+            for stream, subset in subsets.items()}
+
+
+def build_reference(method: Method, margs: ModelArguments, model, device, dtype):
+    """The frozen reference for methods that need one (``None`` otherwise).
+
+    A ``reference_model`` path is loaded frozen; otherwise the starting model
+    itself: its adapters switched off under LoRA, a frozen copy under full fine-tuning.
+    """
+    if not method.needs_reference:
+        return None
+    if margs.reference_model:
+        ref, _ = load_model(margs, margs.reference_model, dtype)
+        ref = ref.to(device).eval().requires_grad_(False)
+        return lambda batch: forward_logits(ref, batch)
+    return adapter_disabled_reference(model) if margs.lora else frozen_copy_reference(model, device)
+
+
+def settings_of(method: Method, margs: ModelArguments, data: DataArguments, targs: UnlearnTrainingArguments) -> dict:
+    """What the model card records."""
+    return {"method": method.name, "base_model": margs.model, **dataclasses.asdict(method.config),
+            "source": data.source, "splits": data.splits, "forget_ratio": data.forget_ratio,
+            "modality": data.modality, "train_subset": data.train_subset if "train" in method.data_streams() else None,
+            "lora": margs.lora, "lora_r": margs.lora_r, "lora_alpha": margs.lora_alpha,
+            "lora_dropout": margs.lora_dropout, "reference_model": margs.reference_model,
+            "learning_rate": targs.learning_rate, "num_train_epochs": targs.num_train_epochs,
+            "max_steps": targs.max_steps, "per_device_train_batch_size": targs.per_device_train_batch_size,
+            "gradient_accumulation_steps": targs.gradient_accumulation_steps, "seed": targs.seed,
+            "world_size": targs.world_size, "package_version": __version__}
+
+
+def build_trainer(method: Method, margs: ModelArguments, data: DataArguments, targs: UnlearnTrainingArguments,
+                  dtype: str = "auto") -> UnlearnTrainer:
+    """Data, model (LoRA-wrapped or partly frozen), reference and collator, assembled into a trainer.
+
+    ``targs.output_dir`` is the Trainer's own working folder here.
+    """
+    streams = build_streams(method, data)
+    torch_dtype = pick_dtype("float32" if targs.use_cpu else dtype)
+    model, processor = load_model(margs, dtype=torch_dtype)
+    if margs.lora:
+        model = apply_lora(model, margs)
+    else:
+        freeze_parts(model, margs)
+    if targs.gradient_checkpointing and targs.gradient_checkpointing_kwargs is None:
+        targs.gradient_checkpointing_kwargs = {"use_reentrant": False}
+    reference = build_reference(method, margs, model, targs.device, torch_dtype)
+    return UnlearnTrainer(model=model, args=targs, data_collator=AnswerOnlyCollator(processor),
+                          train_dataset=PairedDataset(streams, seed=targs.seed), processing_class=processor,
+                          method=method, reference=reference)
+
+
+def run(method_name: str, margs: ModelArguments, data: DataArguments, targs: UnlearnTrainingArguments,
+        method_config: MethodConfig | None = None, dtype: str = "auto") -> Path:
+    """Train with a method and write the checkpoint to ``targs.output_dir``; returns its path.
+
+    Only the main process writes; the checkpoint appears complete or not at all.
+
+    Raises:
+        FileExistsError: the output exists (without ``overwrite``).
+        ValueError, FileNotFoundError, SchemaError: bad method, model or data.
+        NonFiniteLossError: the loss became NaN/inf (nothing is written).
+    """
+    method = get_method(method_name)(method_config)
+    output_dir = targs.output_dir
+    check_output_dir(output_dir, targs.overwrite)
+    set_seed(targs.seed)
+    stage = prepare_staging(output_dir) if targs.process_index == 0 else None
+    trainer_args = dataclasses.replace(targs, output_dir=str(staging_dir(output_dir) / "trainer"))
+    try:
+        trainer = build_trainer(method, margs, data, trainer_args, dtype)
+        trainer.train()
+    except BaseException:
+        if stage is not None:
+            discard_staging(output_dir)
+        raise
+    if not trainer.is_world_process_zero():
+        return Path(output_dir).resolve()
+    save_model(trainer.model, trainer.processing_class, stage)
+    write_card(stage, settings_of(method, margs, data, targs))
+    shutil.rmtree(stage / "trainer", ignore_errors=True)
+    return publish(output_dir)

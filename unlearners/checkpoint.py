@@ -1,0 +1,103 @@
+"""Writing the finished model: merged weights (safetensors), processor, generation config, model card.
+
+The run writes into a hidden staging folder beside the output
+(``.<name>.partial``) and renames it into place only when everything is
+written, so a run that dies (or stops on a NaN loss) leaves no directory
+that looks like a complete checkpoint. An existing output is replaced only
+with ``overwrite``.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+CARD_NAME = "README.md"
+
+
+def staging_dir(output_dir: str | Path) -> Path:
+    """The hidden staging folder of an output directory (the same on every rank)."""
+    out = Path(output_dir).resolve()
+    return out.parent / f".{out.name}.partial"
+
+
+def check_output_dir(output_dir: str | Path, overwrite: bool) -> None:
+    """Refuse to start when the output exists and is not empty, unless ``overwrite``.
+
+    Raises:
+        FileExistsError: names the directory and the flag to pass.
+    """
+    out = Path(output_dir)
+    if out.exists() and any(out.iterdir()) and not overwrite:
+        raise FileExistsError(f"{out} exists and is not empty; pass --overwrite to replace it")
+
+
+def prepare_staging(output_dir: str | Path) -> Path:
+    """A fresh, empty staging folder (a stale one from a dead run is removed)."""
+    stage = staging_dir(output_dir)
+    shutil.rmtree(stage, ignore_errors=True)
+    stage.mkdir(parents=True)
+    return stage
+
+
+def discard_staging(output_dir: str | Path) -> None:
+    """Remove the staging folder (after a failed run)."""
+    shutil.rmtree(staging_dir(output_dir), ignore_errors=True)
+
+
+def publish(output_dir: str | Path) -> Path:
+    """Move the complete staging folder into place, replacing an old output last."""
+    out, stage = Path(output_dir).resolve(), staging_dir(output_dir)
+    old = out.parent / f".{out.name}.old"
+    shutil.rmtree(old, ignore_errors=True)
+    if out.exists():
+        out.rename(old)
+    stage.rename(out)
+    shutil.rmtree(old, ignore_errors=True)
+    return out
+
+
+def merged(model):
+    """The plain ``transformers`` model: LoRA adapters merged into the weights (``merge_and_unload``)."""
+    return model.merge_and_unload() if hasattr(model, "merge_and_unload") else model
+
+
+def save_model(model, processor, folder: Path) -> None:
+    """Merged weights as ``model.safetensors`` (+ config, generation config) and the processor."""
+    model = merged(model)
+    model.save_pretrained(folder, safe_serialization=True)
+    processor.save_pretrained(folder)
+
+
+def model_card(settings: dict) -> str:
+    """A model card (``README.md``): what was trained from what, how, and how to score it."""
+    rows = "\n".join(f"| {k} | `{json.dumps(v) if not isinstance(v, str) else v}` |" for k, v in settings.items())
+    base = settings.get("base_model", "")
+    return f"""---
+library_name: transformers
+base_model: {base}
+tags: [mllmu-bench, machine-unlearning, {settings.get("method", "")}]
+---
+
+# {settings.get("method", "")} on MLLMU-Bench ({settings.get("modality", "")})
+
+Produced by `mllmu-unlearn` (package `unlearners` {settings.get("package_version", "")}) from `{base}`.
+
+| setting | value |
+|---|---|
+{rows}
+
+Score it on the MLLMU-Bench suite:
+
+```bash
+mllmu-eval --model mllmu-vlm --model_args pretrained=<this folder> --tasks mllmu \\
+    --metadata '{{"source": "{settings.get("source", "hub")}", "forget_ratio": {settings.get("forget_ratio", 5)}}}'
+```
+"""
+
+
+def write_card(folder: Path, settings: dict) -> None:
+    """Write :func:`model_card` and the same settings as ``unlearn_config.json``."""
+    (folder / CARD_NAME).write_text(model_card(settings), encoding="utf-8")
+    (folder / "unlearn_config.json").write_text(json.dumps(settings, indent=2, default=str), encoding="utf-8")

@@ -1,0 +1,155 @@
+"""Training examples from ``ft_Data``: forget/retain selection and modality.
+
+Sources (the same settings as the task suite, :mod:`mllmu_tasks.sources`):
+``hub``, ``hub:<repo>``, ``mini`` or a local hub-layout directory, read
+through the ``ft_Data`` configuration (images included); or a ``.jsonl``
+file in the authors' snapshot form (text only). Forget/retain profile IDs
+come from the ``forget_X`` / ``retain_{100-X}`` configurations of the same
+source, or from a splits file (``{"forget_5": [IDs], "retain_95": [IDs], ...}``).
+
+Modality: ``image+text`` attaches each pair's profile image, ``text-only``
+sends the same question/answer pairs with no image (unimodal unlearning).
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+from PIL import Image
+
+from mllmu_tasks.ft_data import FTProfile, load_ft_profiles, read_ft_jsonl, read_splits, split_ids
+from mllmu_tasks.images import decode_image
+from mllmu_tasks.schema import FT_CONFIG, forget_config, retain_config
+from mllmu_tasks.sources import Source, image_root, profile_ids, resolve_source
+
+MODALITIES = ("image+text", "text-only")
+SUBSETS = ("all", "forget", "retain")
+
+
+@dataclass(frozen=True)
+class Example:
+    """One question/answer pair to train on.
+
+    Attributes:
+        profile_id: three-digit profile ID.
+        question, answer: texts (the loss covers the answer only).
+        image: RGB image for image+text training, None for text-only.
+    """
+
+    profile_id: str
+    question: str
+    answer: str
+    image: Image.Image | None
+
+
+def load_profiles(source: str) -> tuple[list[FTProfile], Source | None]:
+    """``ft_Data`` profiles of a source; a ``.jsonl`` path gives text-only profiles (no images).
+
+    Raises:
+        FileNotFoundError, SchemaError: see :mod:`mllmu_tasks.sources` and :mod:`mllmu_tasks.ft_data`.
+    """
+    if str(source).endswith(".jsonl"):
+        return [FTProfile(pairs[0].profile_id, pairs, None, pairs[0].row) for pairs in read_ft_jsonl(source)], None
+    resolved = resolve_source(source)
+    return load_ft_profiles(resolved), resolved
+
+
+def forget_retain_ids(forget_ratio: int, source: Source | None, splits: str | Path | None) -> tuple[set, set]:
+    """Forget and retain profile IDs at a forget ratio (%), from a splits file or the source's configurations.
+
+    Raises:
+        ValueError: neither a splits file nor a dataset source (a JSONL source needs ``splits``).
+    """
+    if splits is not None:
+        forget, retain = split_ids(read_splits(splits), forget_ratio)
+    elif source is not None:
+        forget = profile_ids(forget_config(forget_ratio), source)
+        retain = profile_ids(retain_config(forget_ratio), source)
+    else:
+        raise ValueError("a JSON Lines source carries no forget/retain configurations: give a splits file")
+    return set(forget), set(retain)
+
+
+def select_profiles(profiles: list[FTProfile], subset: str, forget_ids: set, retain_ids: set) -> list[FTProfile]:
+    """The profiles of a subset: ``all``, ``forget`` or ``retain``.
+
+    Raises:
+        ValueError: unknown subset, or a subset with no profile in the data
+            (for example splits whose IDs are not those of ``ft_Data``).
+    """
+    if subset not in SUBSETS:
+        raise ValueError(f"subset must be one of {SUBSETS}, got {subset!r}")
+    if subset == "all":
+        return list(profiles)
+    wanted = forget_ids if subset == "forget" else retain_ids
+    chosen = [p for p in profiles if p.profile_id in wanted]
+    if not chosen:
+        raise ValueError(f"no {FT_CONFIG} profile is in the {subset} set ({len(wanted)} IDs, e.g. "
+                         f"{sorted(wanted)[:3]}); do the splits belong to this data?")
+    return chosen
+
+
+def to_examples(profiles: list[FTProfile], modality: str, source: Source | None) -> list[Example]:
+    """One :class:`Example` per pair; image+text decodes each profile's image once.
+
+    Raises:
+        ValueError: unknown modality, or image+text from a source without images (JSONL).
+        SchemaError: a missing or corrupt image (names config, row and field).
+    """
+    if modality not in MODALITIES:
+        raise ValueError(f"modality must be one of {MODALITIES}, got {modality!r}")
+    examples = []
+    for profile in profiles:
+        image = None
+        if modality == "image+text":
+            if source is None:
+                raise ValueError("image+text training needs images: a JSON Lines source has none "
+                                 "(use --modality text-only, or an ft_Data source)")
+            image = decode_image(profile.image, root=image_root(source, FT_CONFIG), config=FT_CONFIG,
+                                 row=profile.row, field="image", profile_id=profile.profile_id)
+        examples.extend(Example(p.profile_id, p.question, p.answer, image) for p in profile.pairs)
+    return examples
+
+
+def load_examples(source: str, subset: str, modality: str, forget_ratio: int = 5,
+                  splits: str | Path | None = None) -> list[Example]:
+    """Examples of one subset (``all``, ``forget``, ``retain``) of a source, in file order.
+
+    Raises:
+        ValueError, FileNotFoundError, SchemaError: see the functions above.
+    """
+    profiles, resolved = load_profiles(source)
+    if subset != "all":
+        forget_ids, retain_ids = forget_retain_ids(forget_ratio, resolved, splits)
+        profiles = select_profiles(profiles, subset, forget_ids, retain_ids)
+    return to_examples(profiles, modality, resolved)
+
+
+class PairedDataset:
+    """Items ``{stream: Example}`` for the streams a method needs (map-style, for ``Trainer``).
+
+    The first stream sets the epoch length; each other stream is cycled in
+    an order shuffled once with ``seed`` (``item i`` pairs ``first[i]`` with
+    ``other[perm[i % len(other)]]``).
+    """
+
+    def __init__(self, streams: dict[str, list[Example]], seed: int = 0):
+        if not streams or any(not examples for examples in streams.values()):
+            empty = [name for name, examples in streams.items() if not examples]
+            raise ValueError(f"empty training stream(s) {empty}")
+        self.streams = streams
+        self.first = next(iter(streams))
+        rng = random.Random(seed)
+        self.orders = {name: rng.sample(range(len(ex)), len(ex)) for name, ex in streams.items()}
+
+    def __len__(self) -> int:
+        return len(self.streams[self.first])
+
+    def __getitem__(self, i: int) -> dict[str, Example]:
+        item = {self.first: self.streams[self.first][i]}
+        for name, examples in self.streams.items():
+            if name != self.first:
+                item[name] = examples[self.orders[name][i % len(examples)]]
+        return item

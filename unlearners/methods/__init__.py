@@ -1,0 +1,27 @@
+"""Registry of training methods: one file per method, one line here."""
+
+from __future__ import annotations
+
+from .base import Method, MethodConfig
+from .finetune import FineTune
+from .ga import GA
+from .grad_diff import GradDiff
+from .kl_min import KLMin
+from .npo import NPO
+
+METHODS: dict[str, type[Method]] = {m.name: m for m in (FineTune, GA, GradDiff, KLMin, NPO)}
+
+
+def get_method(name: str) -> type[Method]:
+    """The method class registered as ``name``.
+
+    Raises:
+        ValueError: unknown name (the message lists the known ones).
+    """
+    try:
+        return METHODS[name]
+    except KeyError:
+        raise ValueError(f"unknown method {name!r}; known methods: {', '.join(METHODS)}") from None
+
+
+__all__ = ["METHODS", "Method", "MethodConfig", "get_method"]

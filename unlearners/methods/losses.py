@@ -1,0 +1,70 @@
+"""Loss pieces shared by the methods (answer-only: positions whose label is -100 do not count).
+
+Shapes: ``logits`` (batch, seq, vocab); ``labels`` (batch, seq) with -100
+outside the answer. The logits at position t predict the token at t + 1.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from ..collator import IGNORE_INDEX
+
+
+def model_inputs(batch: dict) -> dict:
+    """The batch without ``labels`` (so the model computes no loss of its own)."""
+    return {k: v for k, v in batch.items() if k != "labels"}
+
+
+def forward_logits(model, batch: dict) -> torch.Tensor:
+    """``model(**inputs).logits``: (batch, seq, vocab)."""
+    return model(**model_inputs(batch)).logits
+
+
+def _shifted(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Logits at t, the target at t + 1, and the mask of answer targets."""
+    logits, targets = logits[:, :-1].float(), labels[:, 1:]
+    mask = targets != IGNORE_INDEX
+    return logits, targets.masked_fill(~mask, 0), mask
+
+
+def token_logprobs(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(log p(answer token), mask)``, both (batch, seq - 1); zero where masked."""
+    logits, targets, mask = _shifted(logits, labels)
+    logp = torch.log_softmax(logits, dim=-1).gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+    return logp * mask, mask
+
+
+def answer_nll(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy per answer token, averaged over all answer tokens of the batch (scalar, nats).
+
+    The usual causal-LM loss (what ``model(labels=...)`` returns), restricted to the answer.
+
+    Raises:
+        ValueError: the batch has no answer token.
+    """
+    logp, mask = token_logprobs(logits, labels)
+    count = mask.sum()
+    if count == 0:
+        raise ValueError("the batch has no answer token (every label is -100)")
+    return -logp.sum() / count
+
+
+def sequence_logprob(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """log p(answer | prompt) per sequence, summed over answer tokens: (batch,), nats."""
+    logp, _ = token_logprobs(logits, labels)
+    return logp.sum(dim=-1)
+
+
+def answer_kl(reference_logits: torch.Tensor, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """KL(p_reference || p_theta) over the vocabulary, averaged over answer positions (scalar, nats).
+
+    ``KL = sum_v p_ref(v) (log p_ref(v) - log p_theta(v))`` at each position
+    predicting an answer token (Kullback & Leibler 1951).
+    """
+    _, _, mask = _shifted(logits, labels)
+    log_p = torch.log_softmax(logits[:, :-1].float(), dim=-1)
+    log_ref = torch.log_softmax(reference_logits[:, :-1].float(), dim=-1)
+    kl = F.kl_div(log_p, log_ref, log_target=True, reduction="none").sum(-1)
+    return (kl * mask).sum() / mask.sum().clamp(min=1)

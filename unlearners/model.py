@@ -1,0 +1,96 @@
+"""Loading the model, choosing what trains (LoRA or full, frozen parts), and the frozen reference."""
+
+from __future__ import annotations
+
+import copy
+import re
+
+import torch
+
+from .config import ModelArguments
+from .methods.base import Reference
+from .methods.losses import forward_logits
+
+#: Name fragments of the vision encoder and of the vision-to-text projector across VLM families.
+VISION_PARTS = ("vision_tower", "vision_model", "visual")
+PROJECTOR_PARTS = ("multi_modal_projector", "mm_projector", "connector", "merger")
+
+
+def pick_dtype(requested: str = "auto") -> torch.dtype:
+    """``auto``: bfloat16 on a GPU that supports it, float32 otherwise (CPU training is fp32)."""
+    if requested != "auto":
+        return getattr(torch, requested)
+    if torch.cuda.is_available() and torch.cuda.is_bf16_supported():
+        return torch.bfloat16
+    return torch.float32
+
+
+def load_model(args: ModelArguments, path: str | None = None, dtype: torch.dtype = torch.float32):
+    """``(model, processor)`` from ``path`` (default ``args.model``) through the Auto classes.
+
+    Raises:
+        ValueError: the checkpoint is not an image-text-to-text model (names its type).
+    """
+    from transformers import AutoConfig, AutoModelForImageTextToText, AutoProcessor
+    from transformers.models.auto.modeling_auto import MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES
+
+    path = path or args.model
+    remote = args.trust_remote_code
+    model_type = AutoConfig.from_pretrained(path, trust_remote_code=remote).model_type
+    if not remote and model_type not in MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES:
+        raise ValueError(f"{path!r} is a {model_type!r} model, not a vision-language (image-text-to-text) model")
+    model = AutoModelForImageTextToText.from_pretrained(path, dtype=dtype, trust_remote_code=remote)
+    processor = AutoProcessor.from_pretrained(path, trust_remote_code=remote)
+    return model, processor
+
+
+def _in_part(name: str, parts: tuple[str, ...]) -> bool:
+    return any(re.search(rf"(^|\.){p}(\.|$)", name) for p in parts)
+
+
+def language_model_linear_names(model) -> list[str]:
+    """Qualified names of the language model's ``nn.Linear`` layers (not vision, projector or ``lm_head``).
+
+    Raises:
+        ValueError: none found.
+    """
+    names = [name for name, module in model.named_modules()
+             if isinstance(module, torch.nn.Linear) and not _in_part(name, VISION_PARTS + PROJECTOR_PARTS)
+             and not name.endswith("lm_head")]
+    if not names:
+        raise ValueError(f"no language-model linear layer found in {type(model).__name__}")
+    return names
+
+
+def apply_lora(model, args: ModelArguments):
+    """Wrap ``model`` with LoRA adapters on every language-model linear layer (released MLLMU settings).
+
+    Returns the ``peft.PeftModel``; only the adapters train.
+    """
+    from peft import LoraConfig, get_peft_model
+
+    config = LoraConfig(r=args.lora_r, lora_alpha=args.lora_alpha, lora_dropout=args.lora_dropout,
+                        target_modules=language_model_linear_names(model), bias="none")
+    return get_peft_model(model, config)
+
+
+def freeze_parts(model, args: ModelArguments) -> None:
+    """Full fine-tuning: freeze the vision tower and/or the projector as asked (in place)."""
+    parts = (VISION_PARTS if args.freeze_vision_tower else ()) + (PROJECTOR_PARTS if args.freeze_projector else ())
+    for name, param in model.named_parameters():
+        if parts and _in_part(name, parts):
+            param.requires_grad_(False)
+
+
+def frozen_copy_reference(model, device) -> Reference:
+    """Reference = a frozen copy of ``model`` as it is now (the vanilla model), on ``device``."""
+    reference = copy.deepcopy(model).to(device).eval().requires_grad_(False)
+    return lambda batch: forward_logits(reference, batch)
+
+
+def adapter_disabled_reference(peft_model) -> Reference:
+    """Reference = the LoRA model with its adapters switched off (the base weights: no extra memory)."""
+    def reference(batch):
+        with peft_model.disable_adapter():
+            return forward_logits(peft_model, batch)
+    return reference

@@ -1,0 +1,63 @@
+"""``UnlearnTrainer``: a ``transformers.Trainer`` whose loss is the method's.
+
+Batches are ``{stream: processor batch}`` (:class:`~unlearners.collator.AnswerOnlyCollator`).
+The trainer calls ``method.loss(model, batches, reference)``, stops on a
+non-finite loss with an error naming the step, and logs the method's
+components (``forget_nll``, ``retain_nll``, ...) averaged since the last log.
+Everything else (DDP/FSDP/DeepSpeed through ``accelerate launch``, mixed
+precision, gradient accumulation and checkpointing, progress bars) is the
+Trainer's own.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+import torch
+from transformers import Trainer
+
+from .methods import Method
+from .methods.base import Reference
+
+
+class NonFiniteLossError(FloatingPointError):
+    """The loss became NaN or infinite; the message names the step and method."""
+
+
+class UnlearnTrainer(Trainer):
+    """Trainer delegating the loss to a :class:`~unlearners.methods.Method`.
+
+    Args:
+        method: the configured method.
+        reference: ``batch -> logits`` of the frozen reference (methods with ``needs_reference``).
+        *args, **kwargs: ``transformers.Trainer`` arguments.
+    """
+
+    def __init__(self, *args, method: Method, reference: Reference | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.method = method
+        self.reference = reference
+        self.model_accepts_loss_kwargs = False  # the Trainer scales for gradient accumulation
+        self._parts: dict[str, list[float]] = defaultdict(list)
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        """The method's loss on ``inputs`` = ``{stream: batch}``.
+
+        Raises:
+            NonFiniteLossError: the loss is NaN or +-inf.
+        """
+        loss, parts = self.method.loss(model, inputs, self.reference)
+        if not torch.isfinite(loss.detach()).all():
+            raise NonFiniteLossError(f"step {self.state.global_step}: the {self.method.name} loss is "
+                                     f"{loss.item()} (components {parts}); stopping, nothing is saved")
+        for name, value in parts.items():
+            self._parts[name].append(value)
+        return (loss, None) if return_outputs else loss
+
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        """Add the method's components, averaged since the last log, to ``logs``."""
+        for name, values in self._parts.items():
+            if values:
+                logs[name] = round(sum(values) / len(values), 6)
+        self._parts.clear()
+        super().log(logs, start_time)
