@@ -274,10 +274,10 @@ def test_two_process_run_matches_one_process_structure(base_vlm, tmp_path):
     one = subprocess.run([sys.executable, "-m", "unlearners.cli", *common, "--output_dir", str(tmp_path / "one")],
                          capture_output=True, text=True, env=env, timeout=600)
     assert one.returncode == 0, one.stderr[-3000:]
-    # accelerate 1.15: `launch --cpu` always starts ONE process (simple launcher); `--multi_gpu` starts
+    # the example config: accelerate 1.15's `launch --cpu` always starts ONE process; MULTI_GPU starts
     # torchrun workers, which form a gloo group on CPU because of --use_cpu
-    two = subprocess.run([sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
-                          "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+    config = Path(__file__).resolve().parents[1] / "examples" / "accelerate" / "cpu_2proc.yaml"
+    two = subprocess.run([sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(config),
                           "-m", "unlearners.cli", *common, "--output_dir", str(tmp_path / "two")],
                          capture_output=True, text=True, env=env, timeout=600)
     assert two.returncode == 0, two.stderr[-3000:]
