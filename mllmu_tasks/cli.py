@@ -1,13 +1,16 @@
 """``mllmu-eval``: lm-eval's command line with the MLLMU suite already included.
 
-Every ``lm_eval`` flag works unchanged. Two differences:
+Every ``lm_eval`` flag works unchanged. The differences:
 
 - the suite's task folder (:data:`mllmu_tasks.TASKS_DIR`) is always on the
   include path, beside any ``--include_path`` given;
 - lm-eval's thousands of built-in tasks are not indexed (about 11 s saved
   at every start) unless ``--include_defaults`` is given;
 - the suite's backend ``--model mllmu-vlm`` (:mod:`mllmu_tasks.backend`) is
-  registered: ``hf-multimodal`` that also takes the text-only tasks.
+  registered: ``hf-multimodal`` that also takes the text-only tasks;
+- the suite's settings (``--metadata`` source and forget ratio, or the
+  environment) are checked before any model is loaded, and bad data or
+  settings are reported in one line (config, row, field) with exit code 2.
 
 Example::
 
@@ -21,6 +24,7 @@ import sys
 
 from . import TASKS_DIR
 from .schema import SchemaError
+from .sources import SettingsError, resolve_settings
 
 INCLUDE_DEFAULTS_FLAG = "--include_defaults"
 
@@ -43,6 +47,21 @@ def suite_task_manager(include_defaults: bool):
     return SuiteTaskManager
 
 
+def check_settings(args: list[str]) -> None:
+    """Parse the command line as lm-eval will and resolve the suite's settings, before any model loads.
+
+    Raises:
+        ValueError, FileNotFoundError: see :func:`mllmu_tasks.sources.resolve_settings`.
+    """
+    from lm_eval._cli import HarnessCLI
+
+    cli = HarnessCLI()
+    argv = args if args and args[0] in cli._subparsers.choices else ["run", *args]
+    if argv[0] == "run" and len(argv) > 1:
+        namespace = cli._parser.parse_args(argv)
+        resolve_settings(getattr(namespace, "metadata", None) or {})
+
+
 def main(argv: list[str] | None = None) -> None:
     """Run lm-eval's CLI (``run``, ``ls``, ``validate``) with the suite included."""
     args = list(sys.argv[1:] if argv is None else argv)
@@ -58,10 +77,12 @@ def main(argv: list[str] | None = None) -> None:
     lm_eval.tasks.TaskManager = suite_task_manager(include_defaults)
     sys.argv = ["mllmu-eval", *args]
     try:
+        check_settings(args)
         cli_evaluate()
-    except (SchemaError, FileNotFoundError) as err:
+    except (SchemaError, FileNotFoundError, SettingsError) as err:
         # bad data or source: one clear line (config, row, field) instead of lm-eval's traceback
-        sys.exit(f"mllmu-eval: error: {err}")
+        print(f"mllmu-eval: error: {err}", file=sys.stderr)
+        sys.exit(2)
 
 
 if __name__ == "__main__":

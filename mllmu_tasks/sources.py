@@ -14,6 +14,7 @@ directory in the hub layout ``<dir>/<config>/train-*.parquet``.
 
 from __future__ import annotations
 
+import difflib
 import functools
 import glob
 import logging
@@ -33,6 +34,14 @@ log = logging.getLogger(__name__)
 SOURCE_ENV = "MLLMU_SOURCE"
 FORGET_RATIO_ENV = "MLLMU_FORGET_RATIO"
 DEFAULT_FORGET_RATIO = 5
+
+
+class SettingsError(ValueError):
+    """A bad suite setting (``--metadata`` key or value, or environment variable); the message names its origin."""
+
+
+class SourceUnavailableError(FileNotFoundError):
+    """The hub dataset could not be read (offline, no access); the message says how to use local data."""
 
 
 @dataclass(frozen=True)
@@ -55,8 +64,10 @@ def resolve_source(source: str | None = None) -> Source:
     """Turn a ``source`` setting (or ``$MLLMU_SOURCE``, or the default ``hub``) into a :class:`Source`.
 
     Raises:
-        FileNotFoundError: a local path that is not a directory.
+        FileNotFoundError: a local path that is not a directory (the message
+            says whether it came from ``--metadata`` or the environment).
     """
+    origin = "--metadata source" if source else f"${SOURCE_ENV}" if os.environ.get(SOURCE_ENV) else "default"
     value = source or os.environ.get(SOURCE_ENV) or "hub"
     if value == "hub":
         return Source("hub", HUB_DATASET)
@@ -67,8 +78,8 @@ def resolve_source(source: str | None = None) -> Source:
     path = Path(value).expanduser()
     if not path.is_dir():
         raise FileNotFoundError(
-            f"MLLMU source {value!r} is neither 'hub', 'hub:<repo>', 'mini' nor an existing directory "
-            f"in the hub layout (<dir>/<config>/train-*.parquet)")
+            f"MLLMU source {value!r} (from {origin}) is neither 'hub', 'hub:<repo>', 'mini' nor an existing "
+            f"directory in the hub layout (<dir>/<config>/train-*.parquet)")
     return Source("local", str(path.resolve()))
 
 
@@ -76,10 +87,48 @@ def resolve_forget_ratio(forget_ratio: int | str | None = None) -> int:
     """Forget ratio in % from the argument, ``$MLLMU_FORGET_RATIO`` or the default (5).
 
     Raises:
-        ValueError: not 5, 10 or 15.
+        SettingsError: not 5, 10 or 15 (the message says where the value came from).
     """
-    value = forget_ratio if forget_ratio not in (None, "") else os.environ.get(FORGET_RATIO_ENV)
-    return check_forget_ratio(value if value not in (None, "") else DEFAULT_FORGET_RATIO)
+    if forget_ratio not in (None, ""):
+        value, origin = forget_ratio, "--metadata forget_ratio"
+    elif os.environ.get(FORGET_RATIO_ENV):
+        value, origin = os.environ[FORGET_RATIO_ENV], f"${FORGET_RATIO_ENV}"
+    else:
+        value, origin = DEFAULT_FORGET_RATIO, "default"
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    try:
+        return check_forget_ratio(value)
+    except ValueError as err:
+        raise SettingsError(f"{err} (from {origin})") from None
+
+
+#: The suite's own ``--metadata`` keys.
+SETTING_KEYS = ("source", "forget_ratio")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Resolved data settings of a run: where from, and the forget ratio in %."""
+
+    source: Source
+    forget_ratio: int
+
+
+def resolve_settings(metadata: dict | None) -> Settings:
+    """Source and forget ratio from lm-eval's task metadata (``--metadata``), the environment or defaults.
+
+    Raises:
+        SettingsError: a key that looks like a misspelt setting (``forget_ratios``,
+            ``sources``), or an invalid forget ratio.
+        FileNotFoundError: a local source that is not a directory.
+    """
+    metadata = metadata or {}
+    for key in metadata:
+        close = difflib.get_close_matches(key, SETTING_KEYS, n=1, cutoff=0.8)
+        if key not in SETTING_KEYS and close:
+            raise SettingsError(f"unknown --metadata key {key!r}: did you mean {close[0]!r}?")
+    return Settings(resolve_source(metadata.get("source")), resolve_forget_ratio(metadata.get("forget_ratio")))
 
 
 def config_files(source: Source, config: str) -> list[str]:
@@ -93,9 +142,10 @@ def config_files(source: Source, config: str) -> list[str]:
     if not files:
         present = sorted(p.name for p in Path(source.location).iterdir()
                          if p.is_dir() and any(p.glob("train-*.parquet")))
+        has = f"the configurations {present}" if present else "no configuration folders"
         raise FileNotFoundError(
-            f"{source}: no {config}/train-*.parquet; this directory has the configurations "
-            f"{present or 'none'} (expected the hub layout <dir>/<config>/train-*.parquet)")
+            f"{source}: no {config}/train-*.parquet; this directory has {has} "
+            f"(expected the hub layout <dir>/<config>/train-*.parquet)")
     return files
 
 
@@ -115,7 +165,13 @@ def load_config(config: str, source: Source) -> datasets.Dataset:
     """
     check_config_name(config)
     if source.kind == "hub":
-        ds = datasets.load_dataset(source.location, config, split="train")
+        try:
+            ds = datasets.load_dataset(source.location, config, split="train")
+        except Exception as err:  # offline, no access, renamed repo: keep the cause, add the way out
+            raise SourceUnavailableError(
+                f"could not load {config} of {source.location} from the Hugging Face hub ({type(err).__name__}: "
+                f"{err}). Offline, use the embedded mini benchmark (--metadata '{{\"source\": \"mini\"}}') "
+                f"or a local mirror directory (--metadata '{{\"source\": \"/path/to/mirror\"}}')") from err
     else:
         # read in memory: no cache files, no progress bars; features come from the parquet metadata
         tables = [pq.read_table(f) for f in config_files(source, config)]

@@ -17,7 +17,7 @@ from __future__ import annotations
 from lm_eval.api.task import ConfigurableTask
 
 from . import docs, prompts
-from .sources import resolve_forget_ratio, resolve_source
+from .sources import resolve_settings
 
 
 class MLLMUTask(ConfigurableTask):
@@ -37,12 +37,12 @@ class MLLMUTask(ConfigurableTask):
                 :func:`mllmu_tasks.docs.build_docs` and :mod:`mllmu_tasks.sources`.
         """
         metadata = self.config.metadata if isinstance(self.config.metadata, dict) else {}
-        source = resolve_source(metadata.get("source"))
-        ratio = resolve_forget_ratio(metadata.get("forget_ratio"))
-        metadata.update(source=str(source), forget_ratio=ratio)
+        settings = resolve_settings(metadata)
+        metadata.update(source=str(settings.source), forget_ratio=settings.forget_ratio)
         self.config.metadata = metadata
         spec = dict(self.config.dataset_kwargs or {})
-        self.dataset = {"test": docs.build_docs(spec["set"], spec["kind"], spec["modality"], source, ratio)}
+        self.dataset = {"test": docs.build_docs(spec["set"], spec["kind"], spec["modality"], settings.source,
+                                                settings.forget_ratio)}
 
     def fewshot_context(self, doc: dict, num_fewshot: int, system_instruction: str | None = None,
                         apply_chat_template: bool = False, fewshot_as_multiturn: bool = False,

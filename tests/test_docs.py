@@ -147,3 +147,20 @@ def test_broken_image_does_not_break_text_only_tasks(tmp_path):
 def test_set_row_builder_is_consistent():
     row = make_test_set_row(eval_row("001", "A B", "x"), [png_bytes()])
     assert "image" not in row and len(row["images"]) == 1
+
+
+def test_settings_errors_name_their_origin(monkeypatch):
+    from mllmu_tasks.sources import SettingsError, resolve_settings
+
+    monkeypatch.delenv("MLLMU_FORGET_RATIO", raising=False)
+    monkeypatch.delenv("MLLMU_SOURCE", raising=False)
+    with pytest.raises(SettingsError, match="unknown --metadata key 'forget_ratios': did you mean 'forget_ratio'"):
+        resolve_settings({"source": "mini", "forget_ratios": 15})
+    with pytest.raises(SettingsError, match=r"got 7 \(from --metadata forget_ratio\)"):
+        resolve_settings({"forget_ratio": 7})
+    monkeypatch.setenv("MLLMU_FORGET_RATIO", "ten")
+    with pytest.raises(SettingsError, match=r"got 'ten' \(from \$MLLMU_FORGET_RATIO\)"):
+        resolve_settings({"source": "mini"})
+    monkeypatch.delenv("MLLMU_FORGET_RATIO")
+    settings = resolve_settings({"source": "mini", "forget_ratio": 10.0, "pretrained": "x", "version": 1.0})
+    assert settings.forget_ratio == 10 and settings.source.kind == "local"

@@ -158,3 +158,16 @@ def test_scores_from_a_local_hub_layout_mirror(tiny_vlm, tmp_path):
     for task in ("mllmu_forget_gen_img", "mllmu_test_cls_txt"):
         assert {s["doc"]["ID"] for s in samples[task]} == forget_ids
     assert len(samples["mllmu_test_cls_txt"]) == 5  # five text-only questions per profile
+
+
+@pytest.mark.parametrize("metadata,message", [
+    ({"source": "mini", "forget_ratios": 15}, "did you mean 'forget_ratio'"),
+    ({"source": "mini", "forget_ratio": 7}, "from --metadata forget_ratio"),
+    ({"source": "/no/such/mirror"}, "is neither 'hub'"),
+])
+def test_bad_settings_fail_before_the_model_loads(tmp_path, metadata, message):
+    # the model path does not exist: the settings check must come first
+    proc = run_cli(["--model", "mllmu-vlm", "--model_args", f"pretrained={tmp_path / 'no-model'}",
+                    "--tasks", "mllmu_forget_cls_txt", "--metadata", json.dumps(metadata)], cwd=tmp_path, check=False)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1].startswith("mllmu-eval: error:") and message in proc.stderr

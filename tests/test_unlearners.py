@@ -262,7 +262,7 @@ def test_cli_reports_bad_input_in_one_line(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "unlearners.cli", "--method", "ga", "--model", str(tmp_path),
                            "--source", str(tmp_path / "missing"), "--output_dir", str(tmp_path / "o"), "--use_cpu"],
                           capture_output=True, text=True, env=env, timeout=300)
-    assert proc.returncode == 1
+    assert proc.returncode == 2
     assert proc.stderr.strip().splitlines()[-1].startswith("mllmu-unlearn: error:")
     assert "Traceback" not in proc.stderr
 

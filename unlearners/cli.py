@@ -58,7 +58,8 @@ def main(argv: list[str] | None = None) -> None:
     try:
         out = run(method, margs, data, targs, method_config, dtype=dtype)
     except USER_ERRORS as err:
-        sys.exit(f"mllmu-unlearn: error: {err}")
+        print(f"mllmu-unlearn: error: {err}", file=sys.stderr)
+        sys.exit(2)
     if targs.process_index == 0:
         print(f"mllmu-unlearn: wrote {out}")
 

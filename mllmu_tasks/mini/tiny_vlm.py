@@ -522,7 +522,7 @@ def build_tiny_lm(out_dir: str | Path, size: str = "test", texts: Iterable[str] 
 
 def main(argv: list[str] | None = None) -> int:
     """CLI: build a tiny VLM (or with ``--text-only`` its Llama twin) into ``--out``."""
-    parser = argparse.ArgumentParser(prog="python -m mllmu_tasks.mini.tiny_vlm", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="mllmu-tiny-vlm", description=__doc__.split("\n")[0])
     parser.add_argument("--out", required=True, help="output folder")
     parser.add_argument("--size", default="test", choices=sorted(SIZES))
     parser.add_argument("--seed", type=int, default=0)
