@@ -23,7 +23,7 @@ from .checkpoint import (check_output_dir, discard_staging, prepare_staging, pub
                          write_card)
 from .collator import AnswerOnlyCollator
 from .config import DataArguments, ModelArguments, UnlearnTrainingArguments
-from .data import PairedDataset, forget_retain_ids, load_profiles, select_profiles, to_examples
+from .data import Example, PairedDataset, forget_retain_ids, load_profiles, select_profiles, to_examples
 from .methods import Method, MethodConfig, get_method
 from .model import (adapter_disabled_reference, apply_lora, freeze_parts, frozen_copy_reference, load_model,
                     pick_dtype)
@@ -71,13 +71,14 @@ def settings_of(method: Method, margs: ModelArguments, data: DataArguments, targ
             "world_size": targs.world_size, "package_version": __version__}
 
 
-def build_trainer(method: Method, margs: ModelArguments, data: DataArguments, targs: UnlearnTrainingArguments,
-                  dtype: str = "auto") -> UnlearnTrainer:
+def build_trainer(method: Method, margs: ModelArguments, data: DataArguments | dict[str, list[Example]],
+                  targs: UnlearnTrainingArguments, dtype: str = "auto") -> UnlearnTrainer:
     """Data, model (LoRA-wrapped or partly frozen), reference and collator, assembled into a trainer.
 
+    ``data``: the data settings, or ready streams ``{stream: [Example]}``.
     ``targs.output_dir`` is the Trainer's own working folder here.
     """
-    streams = build_streams(method, data)
+    streams = build_streams(method, data) if isinstance(data, DataArguments) else data
     torch_dtype = pick_dtype("float32" if targs.use_cpu else dtype)
     model, processor = load_model(margs, dtype=torch_dtype)
     if margs.lora:
@@ -92,11 +93,14 @@ def build_trainer(method: Method, margs: ModelArguments, data: DataArguments, ta
                           method=method, reference=reference)
 
 
-def run(method_name: str, margs: ModelArguments, data: DataArguments, targs: UnlearnTrainingArguments,
-        method_config: MethodConfig | None = None, dtype: str = "auto") -> Path:
+def run(method_name: str, margs: ModelArguments, data: DataArguments | dict[str, list[Example]],
+        targs: UnlearnTrainingArguments, method_config: MethodConfig | None = None, dtype: str = "auto",
+        card: dict | None = None) -> Path:
     """Train with a method and write the checkpoint to ``targs.output_dir``; returns its path.
 
-    Only the main process writes; the checkpoint appears complete or not at all.
+    ``data``: the data settings, or ready streams ``{stream: [Example]}``
+    (then ``card`` describes the data for the model card). Only the main
+    process writes; the checkpoint appears complete or not at all.
 
     Raises:
         FileExistsError: the output exists (without ``overwrite``).
@@ -119,6 +123,7 @@ def run(method_name: str, margs: ModelArguments, data: DataArguments, targs: Unl
     if not trainer.is_world_process_zero():
         return Path(output_dir).resolve()
     save_model(trainer.model, trainer.processing_class, stage)
-    write_card(stage, settings_of(method, margs, data, targs))
+    settings = settings_of(method, margs, data if isinstance(data, DataArguments) else DataArguments(), targs)
+    write_card(stage, {**settings, **(card or {})})
     shutil.rmtree(stage / "trainer", ignore_errors=True)
     return publish(output_dir)

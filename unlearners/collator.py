@@ -12,7 +12,8 @@ training on a shifted mask.
 
 Every processor output (``pixel_values``, ``image_sizes``,
 ``pixel_attention_mask``, ``image_grid_thw``, ...) stays in the batch.
-Padding is on the right.
+Padding is on the right. A batch may mix image+text and text-only examples
+(each example's images are passed as its own list, empty for text-only).
 """
 
 from __future__ import annotations
@@ -62,7 +63,8 @@ class AnswerOnlyCollator:
         render = self.processor.apply_chat_template
         prompts = [render([user_turn(ex)], add_generation_prompt=True) for ex in examples]
         fulls = [render([user_turn(ex), assistant_turn(ex)]) for ex in examples]
-        images = [[ex.image] for ex in examples] if examples[0].image is not None else None
+        has_image = [ex.image is not None for ex in examples]
+        images = [[ex.image] if ex.image is not None else [] for ex in examples] if any(has_image) else None
         batch = self._encode(fulls, images)
         prompt_ids = self._encode(prompts, images)
         prompt_lens = prompt_ids["attention_mask"].sum(dim=1)

@@ -1,0 +1,129 @@
+"""The one-command pipeline at a very small size: outputs agree, and an interrupted run resumes."""
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from mllmu_tasks import report
+from mllmu_tasks.mini.generator import generate_benchmark, write_hub_layout
+
+SMALL = ["--size", "test", "--pretrain_epochs", "1", "--vanilla_epochs", "1", "--unlearn_epochs", "1",
+         "--methods", "ga", "--modalities", "text-only", "--forget_ratio", "15", "--score_limit", "2",
+         "--score_batch_size", "16"]
+
+
+@pytest.fixture(scope="module")
+def small_source(tmp_path_factory):
+    # 12 profiles: forget_15 has 2 (the identity check swaps their portraits)
+    return str(write_hub_layout(generate_benchmark(num_profiles=12, num_celebrities=2, seed=5),
+                                tmp_path_factory.mktemp("bench")))
+
+
+def pipeline(out, source, wait=True):
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    cmd = [sys.executable, "-m", "unlearners.pipeline", "--out_dir", str(out), "--source", source, *SMALL]
+    if not wait:
+        return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                start_new_session=True)
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc.stdout
+
+
+@pytest.fixture(scope="module")
+def finished(small_source, tmp_path_factory):
+    out = tmp_path_factory.mktemp("run")
+    return out, pipeline(out, small_source)
+
+
+def parse_markdown_table(text, first_header):
+    lines = [line for line in text.splitlines() if line.startswith("|")]
+    start = next(i for i, line in enumerate(lines) if line.startswith(f"| {first_header} |"))
+    header = [c.strip() for c in lines[start].strip("|").split("|")]
+    rows = {}
+    for line in lines[start + 2:]:
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        if len(cells) != len(header):
+            break
+        rows[cells[0]] = dict(zip(header[1:], cells[1:]))
+    return rows
+
+
+def test_report_agrees_with_results_json(finished):
+    out, stdout = finished
+    text = (out / "report.md").read_text()
+    assert text in stdout  # the command prints the report
+    results = {"vanilla": json.loads((out / "results" / "vanilla.json").read_text()),
+               "ga (text-only)": json.loads((out / "results" / "unlearn_ga-text-only.json").read_text())}
+    table = parse_markdown_table(text, "model")
+    assert set(table) == set(results)
+    for name, res in results.items():
+        for s, k, m in report.COLUMNS:
+            value = res["results"][f"mllmu_{s}_{k}_{m}"][{"cls": "acc", "gen": "rougeL", "cloze": "cloze_acc"}[k] + ",none"]
+            shown = float(table[name][f"{s} {k} {m}"])
+            assert shown == pytest.approx(value if k == "gen" else 100 * value, abs=0.051 if k != "gen" else 5e-4)
+    summaries = parse_markdown_table(text[text.index("Set summaries"):], "model")
+    for name, res in results.items():
+        for s in ("forget", "test", "retain", "celebrity"):
+            values = [res["results"][f"mllmu_{s}_{k}_{m}"][f"{metric},none"]
+                      for k, metric in (("cls", "acc"), ("gen", "rougeL"), ("cloze", "cloze_acc")) for m in ("img", "txt")]
+            assert float(summaries[name][s]) == pytest.approx(sum(values) / 6, abs=5e-4)
+    identity = json.loads((out / "results" / "identity.json").read_text())
+    swapped = identity["results"]["mllmu_forget_cls_img"]["acc,none"]
+    assert f"portraits swapped between profiles {100 * swapped:.1f} %" in text
+    png = (out / "forget_vs_retain.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert set(manifest) == {"base", "pretrain", "vanilla", "unlearn/ga-text-only", "score/vanilla",
+                             "score/unlearn_ga-text-only", "identity"}
+    for line in ("[base] done in", "[vanilla] done in", "[unlearn/ga-text-only] done in"):
+        assert line in stdout
+
+
+def test_rerun_skips_everything(finished, small_source):
+    out, _ = finished
+    before = json.loads((out / "manifest.json").read_text())
+    stdout = pipeline(out, small_source)
+    assert stdout.count("unchanged, skipped") == len(before)
+    assert json.loads((out / "manifest.json").read_text()) == before
+
+
+def test_interrupted_run_resumes_to_the_same_result(finished, small_source, tmp_path):
+    reference_out, _ = finished
+    out = tmp_path / "interrupted"
+    proc = pipeline(out, small_source, wait=False)
+    manifest = out / "manifest.json"
+    deadline = time.time() + 600
+    while time.time() < deadline and proc.poll() is None:
+        if manifest.exists() and "vanilla" in json.loads(manifest.read_text()):
+            break
+        time.sleep(0.2)
+    assert proc.poll() is None, "the pipeline ended before it could be interrupted"
+    time.sleep(1.0)  # now inside the unlearning stage
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    done_before = json.loads(manifest.read_text())
+    assert "vanilla" in done_before and "score/vanilla" not in done_before
+    assert not (out / "unlearn" / "ga-text-only" / "model.safetensors").exists() or \
+        "unlearn/ga-text-only" in done_before
+    stdout = pipeline(out, small_source)
+    for stage in done_before:
+        assert f"[{stage}] unchanged, skipped" in stdout
+    after = json.loads(manifest.read_text())
+    for stage, entry in done_before.items():
+        assert after[stage] == entry  # not redone
+    for name in ("vanilla", "unlearn_ga-text-only", "identity"):
+        a = json.loads((out / "results" / f"{name}.json").read_text())["results"]
+        b = json.loads((reference_out / "results" / f"{name}.json").read_text())["results"]
+        for task, metrics in b.items():
+            for key, value in metrics.items():
+                if isinstance(value, float) and "stderr" not in key:
+                    assert a[task][key] == pytest.approx(value, abs=1e-9), (name, task, key)
+    assert re.search(r"finished in \d+ s", stdout)

@@ -1,0 +1,323 @@
+"""The main job in one command: base model -> pretrain -> vanilla -> unlearn -> score -> report.
+
+On the embedded default (``--source mini``, no ``--base_model``) on a CPU:
+
+1. ``base``: build the tiny LLaVA-architecture VLM (``--size demo``);
+2. ``pretrain``: teach it the celebrity stand-ins (``Retain_Set``) and the
+   answer formats (:mod:`unlearners.drills`): its "pre-trained" knowledge;
+3. ``vanilla``: fine-tune on every fictitious profile: the ``ft_Data`` pairs
+   plus format drills over ``Full_Set`` (a real VLM knows the formats already);
+4. ``unlearn/<method>-<modality>``: each method from the vanilla model at the
+   forget ratio, image+text and text-only;
+5. ``score/<model>``: the whole suite on every checkpoint (lm-eval results
+   JSON), plus ``identity``: the vanilla model on the forget set with each
+   portrait swapped for another profile's (should fall to chance);
+6. ``report``: ``report.md`` (the paper's Table-2 layout and set summaries)
+   and ``forget_vs_retain.png``.
+
+With ``--source path/to/ft_qa.jsonl --splits splits.json`` (the real profile
+text, no images) the pipeline is text-only: vanilla fine-tuning on every
+pair, the methods on the forget set, and a generation probe (ROUGE-L of
+greedy answers to training questions of forget vs retain profiles).
+
+Every stage records in ``manifest.json`` a key hashing its settings, its
+data, its upstream stages' keys, the seed and the package version; a rerun
+skips a stage whose key is unchanged and whose output is complete (outputs
+are written atomically), and redoes the others.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import hashlib
+import json
+import random
+import shutil
+import sys
+import typing
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from mllmu_tasks import MINI_DATA_DIR, report
+from mllmu_tasks.schema import CELEBRITY_CONFIG, FULL_CONFIG
+from mllmu_tasks.sources import resolve_source
+
+from . import __version__
+from .api import run as train
+from .config import DataArguments, ModelArguments, UnlearnTrainingArguments
+from .data import load_examples
+from .drills import format_examples
+from .methods import get_method
+from .probe import generation_rouge_l, swapped_portraits_mirror
+from .scoring import score
+
+MODALITIES = ("image+text", "text-only")
+
+
+@dataclass
+class PipelineConfig:
+    """Settings of a pipeline run (CLI flags of ``mllmu-pipeline`` have the same names)."""
+
+    out_dir: str = "runs/pipeline"
+    base_model: str | None = None          # None: build the tiny VLM
+    size: str = "demo"                     # tiny VLM size
+    source: str = "mini"
+    splits: str | None = None
+    forget_ratio: int = 10
+    methods: tuple[str, ...] = ("ga", "grad_diff", "kl_min", "npo")
+    modalities: tuple[str, ...] = MODALITIES
+    seed: int = 0
+    device: str = "cpu"
+    pretrain_epochs: float = 30
+    vanilla_epochs: float = 30
+    train_lr: float = 2e-3
+    train_batch_size: int = 32
+    unlearn_epochs: float = 2
+    unlearn_lr: float = 2e-4
+    unlearn_batch_size: int = 8
+    lora: bool = False                     # full fine-tuning suits the tiny model; LoRA for 7B
+    score_batch_size: int = 64
+    score_limit: int | None = None         # questions per task (None: all)
+    probe_questions: int = 200             # JSONL mode: retain questions probed
+
+    @property
+    def text_jsonl(self) -> bool:
+        return str(self.source).endswith(".jsonl")
+
+
+# ---------------------------------------------------------------- manifest
+
+
+def file_hash(path: str | Path) -> str:
+    """SHA-256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def data_hash(cfg: PipelineConfig) -> str:
+    """Hash of the data: every parquet of a local source, the JSONL and splits files, or the hub id."""
+    parts = []
+    if cfg.text_jsonl:
+        parts.append(file_hash(cfg.source))
+    else:
+        source = resolve_source(cfg.source)
+        files = sorted(Path(source.location).glob("*/*.parquet")) if source.kind == "local" else []
+        parts += [source.location] + [f"{f.parent.name}/{f.name}:{file_hash(f)}" for f in files]
+    if cfg.splits:
+        parts.append(file_hash(cfg.splits))
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()
+
+
+class Manifest:
+    """``manifest.json``: per stage, its key, output and duration; a stage runs only when needed."""
+
+    def __init__(self, out_dir: Path, log=print):
+        self.path = out_dir / "manifest.json"
+        self.entries = json.loads(self.path.read_text()) if self.path.exists() else {}
+        self.log = log
+
+    def key(self, stage: str, settings: dict, upstream: list[str]) -> str:
+        """The key of a stage: its settings, the upstream stages' keys, package version."""
+        payload = {"stage": stage, "settings": settings, "upstream": [self.entries[u]["key"] for u in upstream],
+                   "version": __version__}
+        return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+
+    def run(self, stage: str, output: Path, settings: dict, upstream: list[str], work) -> Path:
+        """Run ``work()`` (which writes ``output`` atomically) unless the stage is complete and unchanged."""
+        key = self.key(stage, settings, upstream)
+        entry = self.entries.get(stage)
+        if entry and entry["key"] == key and output.exists():
+            self.log(f"[{stage}] unchanged, skipped ({entry['seconds']:.1f} s when run)")
+            return output
+        start = time.time()
+        self.log(f"[{stage}] running ...")
+        work()
+        seconds = time.time() - start
+        self.entries[stage] = {"key": key, "output": str(output), "seconds": round(seconds, 2),
+                               "finished": time.strftime("%Y-%m-%dT%H:%M:%S")}
+        tmp = self.path.with_suffix(".json.partial")
+        tmp.write_text(json.dumps(self.entries, indent=2))
+        tmp.replace(self.path)
+        self.log(f"[{stage}] done in {seconds:.1f} s")
+        return output
+
+
+# ---------------------------------------------------------------- stages
+
+
+def _train_args(cfg: PipelineConfig, out: Path, epochs: float, lr: float, batch: int) -> UnlearnTrainingArguments:
+    return UnlearnTrainingArguments(output_dir=str(out), overwrite=True, num_train_epochs=epochs, learning_rate=lr,
+                                    per_device_train_batch_size=batch, seed=cfg.seed, use_cpu=cfg.device == "cpu",
+                                    lr_scheduler_type="constant_with_warmup", warmup_steps=30, max_grad_norm=1.0,
+                                    logging_steps=50, disable_tqdm=False, save_strategy="no")
+
+
+def _finetune(cfg: PipelineConfig, start: str, out: Path, examples: list, epochs: float, note: str) -> None:
+    train("finetune", ModelArguments(model=start, lora=False, freeze_vision_tower=False), {"train": examples},
+          _train_args(cfg, out, epochs, cfg.train_lr, cfg.train_batch_size), card={"data": note, "source": cfg.source})
+
+
+def build_base(cfg: PipelineConfig, out: Path) -> None:
+    """The tiny VLM (its tokenizer trained on the data's text)."""
+    from mllmu_tasks.mini.tiny_vlm import benchmark_corpus, build_tiny_vlm
+
+    if cfg.text_jsonl:
+        texts = [t for line in Path(cfg.source).read_text().splitlines() for t in json.loads(line).get("metadata", [])
+                 for t in (t["Question"], t["Answer"])]
+        from mllmu_tasks.prompts import TEMPLATE_STRINGS
+        texts += list(TEMPLATE_STRINGS)
+    else:
+        source = resolve_source(cfg.source)
+        texts = benchmark_corpus(source.location if source.kind == "local" else MINI_DATA_DIR)
+    tmp = out.parent / f".{out.name}.partial"
+    shutil.rmtree(tmp, ignore_errors=True)
+    build_tiny_vlm(tmp, size=cfg.size, texts=texts, seed=cfg.seed)
+    shutil.rmtree(out, ignore_errors=True)
+    tmp.replace(out)
+
+
+def vanilla_examples(cfg: PipelineConfig) -> list:
+    """``ft_Data`` pairs of every profile (with images unless JSONL) plus, with eval configs, Full_Set drills."""
+    modality = "text-only" if cfg.text_jsonl else "image+text"
+    examples = load_examples(cfg.source, "all", modality)
+    if not cfg.text_jsonl:
+        examples += format_examples(FULL_CONFIG, resolve_source(cfg.source), seed=cfg.seed)
+    return examples
+
+
+def unlearn(cfg: PipelineConfig, vanilla: Path, method: str, modality: str, out: Path) -> None:
+    """One method x modality from the vanilla model (the method's default hyper-parameters)."""
+    train(method, ModelArguments(model=str(vanilla), lora=cfg.lora),
+          DataArguments(source=cfg.source, splits=cfg.splits, forget_ratio=cfg.forget_ratio, modality=modality),
+          _train_args(cfg, out, cfg.unlearn_epochs, cfg.unlearn_lr, cfg.unlearn_batch_size), get_method(method)().config)
+
+
+def probe_scores(cfg: PipelineConfig, checkpoint: Path, out_json: Path) -> None:
+    """JSONL mode: generation ROUGE-L on forget vs (a sample of) retain training questions."""
+    forget = load_examples(cfg.source, "forget", "text-only", cfg.forget_ratio, cfg.splits)
+    retain = load_examples(cfg.source, "retain", "text-only", cfg.forget_ratio, cfg.splits)
+    retain = random.Random(cfg.seed).sample(retain, min(cfg.probe_questions, len(retain)))
+    result = {"forget_rougeL": generation_rouge_l(checkpoint, forget, device=cfg.device),
+              "retain_rougeL": generation_rouge_l(checkpoint, retain, device=cfg.device),
+              "forget_questions": len(forget), "retain_questions": len(retain)}
+    tmp = out_json.with_suffix(".json.partial")
+    tmp.write_text(json.dumps(result, indent=2))
+    tmp.replace(out_json)
+
+
+def write_report(cfg: PipelineConfig, out: Path, results: dict[str, dict], identity: dict | None) -> str:
+    """``report.md`` (+ ``forget_vs_retain.png`` with suite results); returns the markdown."""
+    lines = [f"# MLLMU-Bench pipeline report (forget ratio {cfg.forget_ratio} %, source {cfg.source})", ""]
+    if cfg.text_jsonl:
+        lines += ["| model | forget ROUGE-L | retain ROUGE-L |", "|---|---:|---:|"]
+        lines += [f"| {n} | {r['forget_rougeL']:.3f} | {r['retain_rougeL']:.3f} |" for n, r in results.items()]
+    else:
+        lines += [report.markdown_table(results), "Set summaries (mean of the six headline metrics, 0-1):", "",
+                  report.summary_table(results)]
+        if identity is not None:
+            swapped = identity["results"]["mllmu_forget_cls_img"]["acc,none"]
+            own = results["vanilla"]["results"]["mllmu_forget_cls_img"]["acc,none"]
+            lines += [f"Identity check (vanilla, forget set, image+text classification): own portraits "
+                      f"{100 * own:.1f} %, portraits swapped between profiles {100 * swapped:.1f} % (chance 25 %).", ""]
+        report.plot_forget_vs_retain(results, out / "forget_vs_retain.png")
+        lines += ["![forget vs retain](forget_vs_retain.png)", ""]
+    text = "\n".join(lines)
+    (out / "report.md").write_text(text, encoding="utf-8")
+    return text
+
+
+def run_pipeline(cfg: PipelineConfig, log=print) -> str:
+    """Run (or resume) every stage; returns the report's markdown."""
+    out = Path(cfg.out_dir).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "pipeline_config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=2))
+    manifest = Manifest(out, log)
+    data_key = data_hash(cfg)
+    common = {"seed": cfg.seed, "data": data_key, "source": cfg.source, "splits": cfg.splits}
+
+    if cfg.base_model:
+        start, upstream = cfg.base_model, []
+    else:
+        manifest.run("base", out / "base", {**common, "size": cfg.size}, [], lambda: build_base(cfg, out / "base"))
+        start, upstream = str(out / "base"), ["base"]
+        if not cfg.text_jsonl:
+            celebrity = format_examples(CELEBRITY_CONFIG, resolve_source(cfg.source), seed=cfg.seed)
+            manifest.run("pretrain", out / "pretrain", {**common, "epochs": cfg.pretrain_epochs, "lr": cfg.train_lr},
+                         upstream, lambda: _finetune(cfg, start, out / "pretrain", celebrity, cfg.pretrain_epochs,
+                                                     "celebrity stand-ins and answer formats"))
+            start, upstream = str(out / "pretrain"), ["pretrain"]
+    manifest.run("vanilla", out / "vanilla", {**common, "epochs": cfg.vanilla_epochs, "lr": cfg.train_lr}, upstream,
+                 lambda: _finetune(cfg, start, out / "vanilla", vanilla_examples(cfg), cfg.vanilla_epochs,
+                                   "all fictitious profiles: ft_Data pairs and answer-format drills"))
+    models = {"vanilla": ("vanilla", out / "vanilla")}
+    modalities = ("text-only",) if cfg.text_jsonl else cfg.modalities
+    for method in cfg.methods:
+        for modality in modalities:
+            name = f"{method} ({modality})"
+            stage, folder = f"unlearn/{method}-{modality}", out / "unlearn" / f"{method}-{modality}"
+            settings = {**common, "method": method, "modality": modality, "ratio": cfg.forget_ratio,
+                        "epochs": cfg.unlearn_epochs, "lr": cfg.unlearn_lr, "lora": cfg.lora}
+            manifest.run(stage, folder, settings, ["vanilla"],
+                         lambda m=method, mod=modality, f=folder: unlearn(cfg, out / "vanilla", m, mod, f))
+            models[name] = (stage, folder)
+
+    results, identity = {}, None
+    for name, (stage, folder) in models.items():
+        slug = stage.replace("/", "_")
+        target = out / "results" / f"{slug}.json"
+        target.parent.mkdir(exist_ok=True)
+        settings = {"ratio": cfg.forget_ratio, "limit": cfg.score_limit, "probe": cfg.probe_questions}
+        if cfg.text_jsonl:
+            work = lambda f=folder, t=target: probe_scores(cfg, f, t)  # noqa: E731
+        else:
+            work = lambda f=folder, t=target: score(f, ["mllmu"], cfg.source, cfg.forget_ratio, t,  # noqa: E731
+                                                    cfg.score_batch_size, cfg.device, cfg.score_limit)
+        manifest.run(f"score/{slug}", target, settings, [stage], work)
+        results[name] = json.loads(target.read_text())
+    if not cfg.text_jsonl:
+        mirror, target = out / "identity-mirror", out / "results" / "identity.json"
+        manifest.run("identity", target, {"ratio": cfg.forget_ratio}, ["vanilla"], lambda: score(
+            out / "vanilla", ["mllmu_forget_cls_img"], str(swapped_portraits_mirror(
+                resolve_source(cfg.source), cfg.forget_ratio, mirror)), cfg.forget_ratio, target, cfg.score_batch_size,
+            cfg.device))
+        identity = json.loads(target.read_text())
+    return write_report(cfg, out, results, identity)
+
+
+def parse(argv: list[str]) -> PipelineConfig:
+    """Command-line flags: one per :class:`PipelineConfig` field (lists comma-separated)."""
+    parser = argparse.ArgumentParser(prog="mllmu-pipeline", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    hints = typing.get_type_hints(PipelineConfig)
+    for f in dataclasses.fields(PipelineConfig):
+        default = f.default
+        if isinstance(default, tuple):
+            parser.add_argument(f"--{f.name}", default=",".join(default), help=f"comma-separated (default {default})")
+        elif isinstance(default, bool):
+            parser.add_argument(f"--{f.name}", default=default, type=lambda v: v.lower() in ("1", "true", "yes"))
+        else:
+            kind = next(t for t in typing.get_args(hints[f.name]) or (hints[f.name],) if t is not type(None))
+            parser.add_argument(f"--{f.name}", default=default, type=kind)
+    ns = vars(parser.parse_args(argv))
+    for f in dataclasses.fields(PipelineConfig):
+        if isinstance(f.default, tuple):
+            ns[f.name] = tuple(x for x in ns[f.name].split(",") if x)
+    return PipelineConfig(**ns)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``mllmu-pipeline``: run or resume the pipeline and print the report."""
+    cfg = parse(list(sys.argv[1:] if argv is None else argv))
+    start = time.time()
+    text = run_pipeline(cfg, log=lambda line: print(f"mllmu-pipeline {line}", flush=True))
+    print(text)
+    print(f"mllmu-pipeline: finished in {time.time() - start:.0f} s; outputs in {Path(cfg.out_dir).resolve()}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,34 @@
+"""Scoring checkpoints with the MLLMU suite in-process (lm-eval ``simple_evaluate``), results saved as JSON."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from mllmu_tasks import TASKS_DIR
+from mllmu_tasks.backend import register
+
+
+def score(checkpoint: str | Path, tasks: list[str], source: str, forget_ratio: int, out_json: str | Path,
+          batch_size: int = 32, device: str = "cpu", limit: int | None = None) -> dict:
+    """Score ``checkpoint`` with ``mllmu-vlm`` on ``tasks``; write lm-eval's results dict to ``out_json``.
+
+    Returns:
+        The results dict (``results``, ``groups``, ``configs``, ...), samples left out.
+    """
+    from lm_eval import simple_evaluate
+    from lm_eval.tasks import TaskManager
+    from lm_eval.utils import handle_non_serializable
+
+    register()
+    manager = TaskManager(include_path=TASKS_DIR, include_defaults=False,
+                          metadata={"source": source, "forget_ratio": forget_ratio})
+    results = simple_evaluate(model="mllmu-vlm", model_args={"pretrained": str(checkpoint), "device": device},
+                              tasks=tasks, task_manager=manager, batch_size=batch_size, limit=limit)
+    results.pop("samples", None)
+    out = Path(out_json)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(".json.partial")
+    tmp.write_text(json.dumps(results, indent=2, default=handle_non_serializable), encoding="utf-8")
+    tmp.replace(out)
+    return results
