@@ -77,7 +77,8 @@ def test_report_agrees_with_results_json(finished):
             assert float(summaries[name][s]) == pytest.approx(sum(values) / 6, abs=5e-4)
     identity = json.loads((out / "results" / "identity.json").read_text())
     swapped = identity["results"]["mllmu_forget_cls_img"]["acc,none"]
-    assert f"portraits swapped between profiles {100 * swapped:.1f} %" in text
+    own = results["vanilla"]["results"]["mllmu_forget_cls_img"]["acc,none"]
+    assert f"| mllmu_forget_cls_img (acc) | {100 * own:.1f} % | {100 * swapped:.1f} % |" in text
     png = (out / "forget_vs_retain.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000
     manifest = json.loads((out / "manifest.json").read_text())

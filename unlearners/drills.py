@@ -38,8 +38,12 @@ def doc_example(doc: dict) -> Example:
     return Example(doc["ID"], question, doc["answer"], image)
 
 
-def format_examples(config: str, source: Source, seed: int = 0, ids: set[str] | None = None) -> list[Example]:
+def format_examples(config: str, source: Source, seed: int = 0, ids: set[str] | None = None,
+                    mc_copies: int = 1) -> list[Example]:
     """Drills for every question of a configuration (every kind, both modalities), optionally only some IDs.
+
+    ``mc_copies``: each classification question appears this many times, each
+    with its own option order (so a letter is not learned by position).
 
     Raises:
         SchemaError: bad rows (see :func:`mllmu_tasks.docs.row_docs`).
@@ -53,5 +57,6 @@ def format_examples(config: str, source: Source, seed: int = 0, ids: set[str] | 
             for modality in docs.MODALITIES:
                 for doc in docs.row_docs(row, row_index, set_name="train", config=config, kind=kind,
                                          modality=modality, source=source):
-                    examples.append(doc_example(_reshuffled(doc, rng) if kind == "cls" else doc))
+                    copies = [_reshuffled(doc, rng) for _ in range(mc_copies)] if kind == "cls" else [doc]
+                    examples.extend(doc_example(d) for d in copies)
     return examples

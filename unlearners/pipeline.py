@@ -40,6 +40,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import torch
+
 from mllmu_tasks import MINI_DATA_DIR, report
 from mllmu_tasks.schema import CELEBRITY_CONFIG, FULL_CONFIG
 from mllmu_tasks.sources import resolve_source
@@ -54,6 +56,8 @@ from .probe import generation_rouge_l, swapped_portraits_mirror
 from .scoring import score
 
 MODALITIES = ("image+text", "text-only")
+#: The identity check: the forget set's image+text tasks, each portrait swapped for another profile's.
+IDENTITY_TASKS = ["mllmu_forget_cls_img", "mllmu_forget_gen_img", "mllmu_forget_cloze_img"]
 
 
 @dataclass
@@ -70,12 +74,14 @@ class PipelineConfig:
     modalities: tuple[str, ...] = MODALITIES
     seed: int = 0
     device: str = "cpu"
-    pretrain_epochs: float = 30
-    vanilla_epochs: float = 30
+    pretrain_epochs: float = 20
+    vanilla_epochs: float = 20
     train_lr: float = 2e-3
     train_batch_size: int = 32
-    unlearn_epochs: float = 2
-    unlearn_lr: float = 2e-4
+    drills: bool = True                    # answer-format drills in vanilla fine-tuning (tiny demo model)
+    mc_copies: int = 2                     # option orders per multiple-choice drill
+    unlearn_epochs: float = 3
+    unlearn_lr: float = 1e-3
     unlearn_batch_size: int = 8
     lora: bool = False                     # full fine-tuning suits the tiny model; LoRA for 7B
     score_batch_size: int = 64
@@ -151,14 +157,16 @@ class Manifest:
 
 
 def _train_args(cfg: PipelineConfig, out: Path, epochs: float, lr: float, batch: int) -> UnlearnTrainingArguments:
+    on_gpu = cfg.device != "cpu"
     return UnlearnTrainingArguments(output_dir=str(out), overwrite=True, num_train_epochs=epochs, learning_rate=lr,
-                                    per_device_train_batch_size=batch, seed=cfg.seed, use_cpu=cfg.device == "cpu",
+                                    per_device_train_batch_size=batch, seed=cfg.seed, use_cpu=not on_gpu,
+                                    bf16=on_gpu and torch.cuda.is_bf16_supported(),
                                     lr_scheduler_type="constant_with_warmup", warmup_steps=30, max_grad_norm=1.0,
                                     logging_steps=50, disable_tqdm=False, save_strategy="no")
 
 
 def _finetune(cfg: PipelineConfig, start: str, out: Path, examples: list, epochs: float, note: str) -> None:
-    train("finetune", ModelArguments(model=start, lora=False, freeze_vision_tower=False), {"train": examples},
+    train("finetune", ModelArguments(model=start, lora=cfg.lora, freeze_vision_tower=False), {"train": examples},
           _train_args(cfg, out, epochs, cfg.train_lr, cfg.train_batch_size), card={"data": note, "source": cfg.source})
 
 
@@ -185,8 +193,8 @@ def vanilla_examples(cfg: PipelineConfig) -> list:
     """``ft_Data`` pairs of every profile (with images unless JSONL) plus, with eval configs, Full_Set drills."""
     modality = "text-only" if cfg.text_jsonl else "image+text"
     examples = load_examples(cfg.source, "all", modality)
-    if not cfg.text_jsonl:
-        examples += format_examples(FULL_CONFIG, resolve_source(cfg.source), seed=cfg.seed)
+    if cfg.drills and not cfg.text_jsonl:
+        examples += format_examples(FULL_CONFIG, resolve_source(cfg.source), seed=cfg.seed, mc_copies=cfg.mc_copies)
     return examples
 
 
@@ -210,6 +218,20 @@ def probe_scores(cfg: PipelineConfig, checkpoint: Path, out_json: Path) -> None:
     tmp.replace(out_json)
 
 
+def identity_lines(vanilla: dict, identity: dict) -> list[str]:
+    """Markdown rows: the vanilla model's forget-set image+text scores with its own vs swapped portraits."""
+    lines = ["Identity check (vanilla model, forget set, image+text; portraits swapped between profiles):", "",
+             "| task | own portraits | swapped portraits |", "|---|---:|---:|"]
+    for task in IDENTITY_TASKS:
+        kind = task.split("_")[2]
+        metric = f"{report.HEADLINE[kind]},none"
+        own, swapped = vanilla["results"][task][metric], identity["results"][task][metric]
+        fmt = (lambda v: f"{v:.3f}") if kind == "gen" else (lambda v: f"{100 * v:.1f} %")
+        lines.append(f"| {task} ({report.HEADLINE[kind]}) | {fmt(own)} | {fmt(swapped)} |")
+    return lines + ["", "Classification chance is 25 %. A model that identifies people by their faces falls "
+                    "towards chance with swapped portraits.", ""]
+
+
 def write_report(cfg: PipelineConfig, out: Path, results: dict[str, dict], identity: dict | None) -> str:
     """``report.md`` (+ ``forget_vs_retain.png`` with suite results); returns the markdown."""
     lines = [f"# MLLMU-Bench pipeline report (forget ratio {cfg.forget_ratio} %, source {cfg.source})", ""]
@@ -220,10 +242,7 @@ def write_report(cfg: PipelineConfig, out: Path, results: dict[str, dict], ident
         lines += [report.markdown_table(results), "Set summaries (mean of the six headline metrics, 0-1):", "",
                   report.summary_table(results)]
         if identity is not None:
-            swapped = identity["results"]["mllmu_forget_cls_img"]["acc,none"]
-            own = results["vanilla"]["results"]["mllmu_forget_cls_img"]["acc,none"]
-            lines += [f"Identity check (vanilla, forget set, image+text classification): own portraits "
-                      f"{100 * own:.1f} %, portraits swapped between profiles {100 * swapped:.1f} % (chance 25 %).", ""]
+            lines += identity_lines(results["vanilla"], identity)
         report.plot_forget_vs_retain(results, out / "forget_vs_retain.png")
         lines += ["![forget vs retain](forget_vs_retain.png)", ""]
     text = "\n".join(lines)
@@ -246,12 +265,15 @@ def run_pipeline(cfg: PipelineConfig, log=print) -> str:
         manifest.run("base", out / "base", {**common, "size": cfg.size}, [], lambda: build_base(cfg, out / "base"))
         start, upstream = str(out / "base"), ["base"]
         if not cfg.text_jsonl:
-            celebrity = format_examples(CELEBRITY_CONFIG, resolve_source(cfg.source), seed=cfg.seed)
-            manifest.run("pretrain", out / "pretrain", {**common, "epochs": cfg.pretrain_epochs, "lr": cfg.train_lr},
+            celebrity = format_examples(CELEBRITY_CONFIG, resolve_source(cfg.source), seed=cfg.seed,
+                                        mc_copies=cfg.mc_copies)
+            manifest.run("pretrain", out / "pretrain", {**common, "epochs": cfg.pretrain_epochs, "lr": cfg.train_lr,
+                                                        "mc_copies": cfg.mc_copies},
                          upstream, lambda: _finetune(cfg, start, out / "pretrain", celebrity, cfg.pretrain_epochs,
                                                      "celebrity stand-ins and answer formats"))
             start, upstream = str(out / "pretrain"), ["pretrain"]
-    manifest.run("vanilla", out / "vanilla", {**common, "epochs": cfg.vanilla_epochs, "lr": cfg.train_lr}, upstream,
+    manifest.run("vanilla", out / "vanilla", {**common, "epochs": cfg.vanilla_epochs, "lr": cfg.train_lr,
+                                              "mc_copies": cfg.mc_copies, "drills": cfg.drills}, upstream,
                  lambda: _finetune(cfg, start, out / "vanilla", vanilla_examples(cfg), cfg.vanilla_epochs,
                                    "all fictitious profiles: ft_Data pairs and answer-format drills"))
     models = {"vanilla": ("vanilla", out / "vanilla")}
@@ -282,7 +304,7 @@ def run_pipeline(cfg: PipelineConfig, log=print) -> str:
     if not cfg.text_jsonl:
         mirror, target = out / "identity-mirror", out / "results" / "identity.json"
         manifest.run("identity", target, {"ratio": cfg.forget_ratio}, ["vanilla"], lambda: score(
-            out / "vanilla", ["mllmu_forget_cls_img"], str(swapped_portraits_mirror(
+            out / "vanilla", IDENTITY_TASKS, str(swapped_portraits_mirror(
                 resolve_source(cfg.source), cfg.forget_ratio, mirror)), cfg.forget_ratio, target, cfg.score_batch_size,
             cfg.device))
         identity = json.loads(target.read_text())
