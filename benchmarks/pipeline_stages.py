@@ -28,7 +28,7 @@ def main(argv: list[str]) -> None:
     run_pipeline(cfg, log=lambda line: print(line, flush=True))
     total = time.time() - start
     manifest = json.loads((Path(cfg.out_dir) / "manifest.json").read_text())
-    print(f"\n| stage | seconds |\n|---|---:|")
+    print("\n| stage | seconds |\n|---|---:|")
     for stage, entry in manifest.items():
         print(f"| {stage} | {entry['seconds']:.1f} |")
     print(f"| **total (wall)** | **{total:.1f}** |")

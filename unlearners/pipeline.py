@@ -37,7 +37,7 @@ import shutil
 import sys
 import typing
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch

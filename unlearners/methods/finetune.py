@@ -8,7 +8,7 @@ Sec. 4.1: the "vanilla" model is the base model fine-tuned on ``ft_Data``).
 from __future__ import annotations
 
 from .base import Method
-from .losses import answer_nll, forward_logits
+from .losses import batch_nll
 
 
 class FineTune(Method):
@@ -19,5 +19,5 @@ class FineTune(Method):
 
     def loss(self, model, batches, reference):
         batch = batches["train"]
-        nll = answer_nll(forward_logits(model, batch), batch["labels"])
+        nll = batch_nll(model, batch)
         return nll, {"train_nll": nll.item()}

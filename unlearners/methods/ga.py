@@ -7,7 +7,7 @@ baseline "GA", Liu et al. 2025, Sec. 5).
 from __future__ import annotations
 
 from .base import Method
-from .losses import answer_nll, forward_logits
+from .losses import batch_nll
 
 
 class GA(Method):
@@ -18,5 +18,5 @@ class GA(Method):
 
     def loss(self, model, batches, reference):
         batch = batches["forget"]
-        nll = answer_nll(forward_logits(model, batch), batch["labels"])
+        nll = batch_nll(model, batch)
         return -nll, {"forget_nll": nll.item()}

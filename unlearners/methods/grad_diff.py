@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .base import Method, MethodConfig
-from .losses import answer_nll, forward_logits
+from .losses import batch_nll
 
 
 @dataclass
@@ -30,7 +30,7 @@ class GradDiff(Method):
     config_class = GradDiffConfig
 
     def loss(self, model, batches, reference):
-        forget_nll = answer_nll(forward_logits(model, batches["forget"]), batches["forget"]["labels"])
-        retain_nll = answer_nll(forward_logits(model, batches["retain"]), batches["retain"]["labels"])
+        forget_nll = batch_nll(model, batches["forget"])
+        retain_nll = batch_nll(model, batches["retain"])
         loss = -self.config.forget_weight * forget_nll + self.config.retain_weight * retain_nll
         return loss, {"forget_nll": forget_nll.item(), "retain_nll": retain_nll.item()}

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 
 from .base import Method, MethodConfig
-from .losses import answer_kl, answer_nll, forward_logits
+from .losses import answer_kl, answer_nll, batch_nll, forward_logits
 
 
 @dataclass
@@ -36,7 +36,7 @@ class KLMin(Method):
 
     def loss(self, model, batches, reference):
         forget, retain = batches["forget"], batches["retain"]
-        forget_nll = answer_nll(forward_logits(model, forget), forget["labels"])
+        forget_nll = batch_nll(model, forget)
         logits = forward_logits(model, retain)
         retain_nll = answer_nll(logits, retain["labels"])
         with torch.no_grad():

@@ -51,6 +51,11 @@ def answer_nll(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     return -logp.sum() / count
 
 
+def batch_nll(model, batch: dict) -> torch.Tensor:
+    """:func:`answer_nll` of ``model`` on one stream's batch (scalar, nats per answer token)."""
+    return answer_nll(forward_logits(model, batch), batch["labels"])
+
+
 def sequence_logprob(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """log p(answer | prompt) per sequence, summed over answer tokens: (batch,), nats."""
     logp, _ = token_logprobs(logits, labels)

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from .base import Method, MethodConfig
-from .losses import answer_nll, forward_logits, sequence_logprob
+from .losses import batch_nll, forward_logits, sequence_logprob
 
 
 @dataclass
@@ -52,7 +52,7 @@ class NPO(Method):
         parts = {"forget_npo": npo.item(), "forget_logp": logp.mean().item()}
         loss = npo
         if self.config.retain_weight > 0:
-            retain_nll = answer_nll(forward_logits(model, batches["retain"]), batches["retain"]["labels"])
+            retain_nll = batch_nll(model, batches["retain"])
             loss = loss + self.config.retain_weight * retain_nll
             parts["retain_nll"] = retain_nll.item()
         return loss, parts
