@@ -1,5 +1,10 @@
 """``mllmu-vlm``: the suite's Hugging Face VLM backend for lm-eval.
 
+Also registered as ``hf-multimodal-ll``: unlike stock ``hf-multimodal`` it
+computes log-likelihoods with images (:meth:`MLLMUVisionLM.loglikelihood`),
+so multiple-choice tasks with images (the ``mllmu-ll`` group) score options
+by log P(option | image, prompt).
+
 lm-eval's ``hf-multimodal`` cannot take text-only and image+text requests in
 one run (it unpacks three request arguments from every request and fails on
 the two of a text-only request). The whole MLLMU suite mixes both, so this
@@ -14,11 +19,14 @@ by ``mllmu-eval``).
 
 from __future__ import annotations
 
+import torch
 from lm_eval.api.instance import Instance
 from lm_eval.models.hf_vlms import HFMultimodalLM
 from lm_eval.models.huggingface import HFLM
 
 BACKEND_NAME = "mllmu-vlm"
+#: Every name the backend answers to.
+BACKEND_NAMES = (BACKEND_NAME, "hf-multimodal-ll")
 
 
 def has_images(request: Instance) -> bool:
@@ -55,6 +63,47 @@ class MLLMUVisionLM(HFMultimodalLM):
         return answers
 
 
+    def loglikelihood(self, requests: list[Instance], disable_tqdm: bool = False) -> list[tuple[float, bool]]:
+        """``(log P(continuation | images, context), is_greedy)`` per request, in request order.
+
+        ``args`` = ``(context, continuation)`` or ``(context, continuation, {"visual": [PIL images]})``.
+        Log-probabilities are summed over the continuation's tokens (nats);
+        ``is_greedy`` is whether every continuation token is the argmax.
+        """
+        from tqdm import tqdm
+
+        return [self._continuation_logprob(r.args[0], r.args[1], r.args[2].get("visual", []) if len(r.args) > 2 else [])
+                for r in tqdm(requests, disable=disable_tqdm or self.rank != 0, desc="loglikelihood with images")]
+
+    def _encode(self, text: str, images: list):
+        from lm_eval.models.hf_vlms import DEFAULT_IMAGE_PLACEHOLDER
+        from lm_eval.models.utils import replace_placeholders
+
+        if not self.chat_applied:
+            text = replace_placeholders(text, DEFAULT_IMAGE_PLACEHOLDER, self.image_token, self.max_images)
+        images = [img.convert("RGB") for img in images[: self.max_images]] if images else None
+        return self.processor(text=[text], images=[images] if images else None,
+                              return_tensors="pt").to(self.device, self.model.dtype)
+
+    @torch.no_grad()
+    def _continuation_logprob(self, context: str, continuation: str, images: list) -> tuple[float, bool]:
+        """One request: encode context and context + continuation with the same images; score the suffix.
+
+        Raises:
+            ValueError: the context's tokens are not a prefix of the full text's tokens.
+        """
+        ctx = self._encode(context, images)["input_ids"][0]
+        full = self._encode(context + continuation, images)
+        ids = full["input_ids"][0]
+        n = ctx.shape[0]
+        if n >= ids.shape[0] or not torch.equal(ids[:n], ctx):
+            raise ValueError(f"the context's tokens are not a prefix of context + continuation ({continuation!r})")
+        logits = self.model(**full).logits[0, n - 1:-1].float()
+        targets = ids[n:]
+        logp = torch.log_softmax(logits, dim=-1).gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+        return float(logp.sum()), bool((logits.argmax(-1) == targets).all())
+
+
 def check_takes_images(pretrained, revision: str = "main", trust_remote_code: bool = False) -> None:
     """Fail at once, before loading weights, when ``pretrained`` names a model that takes no images.
 
@@ -86,9 +135,10 @@ def _text_only(request: Instance) -> Instance:
 
 
 def register() -> None:
-    """Register ``mllmu-vlm`` in lm-eval's model registry without importing torch (lazy placeholder)."""
+    """Register :data:`BACKEND_NAMES` in lm-eval's model registry without importing torch (lazy placeholders)."""
     import lm_eval.models  # noqa: F401  (fills the registry with the built-in names first)
     from lm_eval.api.registry import model_registry
 
-    if BACKEND_NAME not in model_registry:
-        model_registry.register(BACKEND_NAME, target=f"{__name__}:MLLMUVisionLM")
+    for name in BACKEND_NAMES:
+        if name not in model_registry:
+            model_registry.register(name, target=f"{__name__}:MLLMUVisionLM")

@@ -204,3 +204,23 @@ def doc_to_body(doc: dict) -> str:
     else:
         body = prompts.cloze_body(doc["question"])
     return prompts.with_image(body, len(doc["images"]))
+
+
+def doc_to_question(doc: dict) -> str:
+    """Prompt of the likelihood-scored text variant: image placeholders and the bare question."""
+    return prompts.with_image(doc["question"], len(doc["images"]))
+
+
+def doc_to_option_keys(doc: dict) -> list[str]:
+    """Choices of the likelihood-scored letter variant: the option keys (``["A", "B", "C", "D"]``)."""
+    return list(doc["option_keys"])
+
+
+def doc_to_option_texts(doc: dict) -> list[str]:
+    """Choices of the likelihood-scored text variant: the option texts."""
+    return list(doc["options"])
+
+
+def doc_to_answer_index(doc: dict) -> int:
+    """Index of the correct option (lm-eval ``doc_to_target`` of multiple-choice tasks)."""
+    return doc["option_keys"].index(doc["answer"])
