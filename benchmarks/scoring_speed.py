@@ -1,0 +1,89 @@
+"""Benchmark: scoring image+text questions three ways on the demo-size tiny VLM (2 CPU cores).
+
+    python benchmarks/scoring_speed.py [--docs 200] [--batch_size 32] [--model DIR]
+
+1. a per-question, batch-1 greedy ``generate`` loop (the released evaluation's way);
+2. lm-eval's stock ``hf-multimodal`` in-process (batched);
+3. the suite's ``mllmu-vlm`` (the same path without lm-eval's per-batch ``gc.collect()``).
+
+Prints docs/s, wall time and whether 2 and 3 gave identical answers. Asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+
+import torch
+
+from lm_eval.api.instance import Instance
+from lm_eval.models.hf_vlms import HFMultimodalLM
+
+from mllmu_tasks import docs
+from mllmu_tasks.backend import MLLMUVisionLM
+from mllmu_tasks.mini.tiny_vlm import build_tiny_vlm
+from mllmu_tasks.prompts import wrap_released
+from mllmu_tasks.sources import resolve_source
+
+GEN = {"until": ["\n\n"], "do_sample": False, "max_gen_toks": 50}
+
+
+def requests_for(n: int) -> list[Instance]:
+    """Image+text generation requests of the mini benchmark's retain set (gen, cloze, cls), first ``n``."""
+    source = resolve_source("mini")
+    out = []
+    for kind in ("gen", "cloze", "cls"):
+        for doc in docs.build_docs("retain", kind, "img", source, 10):
+            prompt = wrap_released(docs.doc_to_body(doc))
+            out.append(Instance("generate_until", doc, (prompt, dict(GEN), {"visual": docs.doc_to_image(doc)}), 0))
+    return out[:n]
+
+
+def loop(model_dir: str, requests: list[Instance]) -> list[str]:
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    model = AutoModelForImageTextToText.from_pretrained(model_dir).eval()
+    processor = AutoProcessor.from_pretrained(model_dir)
+    answers = []
+    with torch.no_grad():
+        for r in requests:
+            enc = processor(text=[r.args[0]], images=r.args[2]["visual"], return_tensors="pt")
+            out = model.generate(**enc, do_sample=False, max_new_tokens=50)
+            answers.append(processor.decode(out[0, enc["input_ids"].shape[1]:], skip_special_tokens=True))
+    return answers
+
+
+def timed(fn, *args):
+    start = time.perf_counter()
+    out = fn(*args)
+    return out, time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--docs", type=int, default=200)
+    parser.add_argument("--batch_size", type=int, default=32)
+    parser.add_argument("--model", default=None, help="a VLM checkpoint (default: build the demo tiny VLM)")
+    args = parser.parse_args()
+    model_dir = args.model or str(build_tiny_vlm(tempfile.mkdtemp(), size="demo"))
+    requests = requests_for(args.docs)
+    rows = []
+    _, t_loop = timed(loop, model_dir, requests)
+    rows.append(("batch-1 generate loop", t_loop))
+    stock = HFMultimodalLM(pretrained=model_dir, device="cpu", batch_size=args.batch_size)
+    stock_out, t_stock = timed(stock.generate_until, requests, True)
+    rows.append((f"hf-multimodal, batch {args.batch_size}", t_stock))
+    ours = MLLMUVisionLM(pretrained=model_dir, device="cpu", batch_size=args.batch_size)
+    ours_out, t_ours = timed(ours.generate_until, requests, True)
+    rows.append((f"mllmu-vlm, batch {args.batch_size}", t_ours))
+    n = len(requests)
+    print(f"\n{n} image+text questions, up to 50 new tokens, {torch.get_num_threads()} threads\n")
+    print("| way | wall s | docs/s | x loop |\n|---|---:|---:|---:|")
+    for name, seconds in rows:
+        print(f"| {name} | {seconds:.1f} | {n / seconds:.1f} | {t_loop / seconds:.1f} |")
+    print(f"\nmllmu-vlm answers identical to hf-multimodal: {ours_out == stock_out}")
+
+
+if __name__ == "__main__":
+    main()
