@@ -97,3 +97,169 @@ def plot_forget_vs_retain(results_by_model: dict[str, dict], path: str | Path) -
     fig.savefig(out)
     plt.close(fig)
     return out
+
+
+# ---------------------------------------------------------------- runs with per-question samples, intervals
+
+
+def find_results(path: str | Path) -> Path:
+    """A results JSON: the path itself, or the newest ``results_*.json`` under a directory.
+
+    Raises:
+        FileNotFoundError: no results file there.
+    """
+    path = Path(path)
+    if path.is_file():
+        return path
+    found = sorted(path.rglob("results_*.json"), key=lambda p: p.name)
+    if not found:
+        raise FileNotFoundError(f"no lm-eval results_*.json under {path}")
+    return found[-1]
+
+
+def load_samples(results_path: Path) -> dict[str, dict[int, dict]]:
+    """``{task: {doc_id: sample}}`` from the ``--log_samples`` files beside a results JSON (same date id)."""
+    date_id = results_path.stem[len("results_"):]
+    samples = {}
+    for f in results_path.parent.glob(f"samples_*_{date_id}.jsonl"):
+        task = f.name[len("samples_"):-len(f"_{date_id}.jsonl")]
+        rows = [json.loads(line) for line in f.read_text(encoding="utf-8").splitlines() if line.strip()]
+        samples[task] = {row["doc_id"]: row for row in rows}
+    return samples
+
+
+def question_scores(samples: dict[str, dict[int, dict]], set_name: str, kind: str, modality: str) -> dict[int, float]:
+    """Per-question headline metric of one leaf task: ``{doc_id: value}`` (empty when not logged)."""
+    task = samples.get(f"mllmu_{set_name}_{kind}_{modality}", {})
+    return {doc_id: float(row[HEADLINE[kind]]) for doc_id, row in task.items()}
+
+
+def bootstrap_ci(values, n_boot: int = 1000, seed: int = 0, level: float = 0.95) -> tuple[float, float]:
+    """Percentile bootstrap interval of a mean, resampling questions with replacement.
+
+    Efron & Tibshirani (1993), "An Introduction to the Bootstrap", Sec. 13.3.
+    ``values``: per-question scores (n,); returns ``(low, high)`` in the values' unit.
+    Draws: ``numpy.random.default_rng(seed).integers(0, n, size=(n_boot, n))``.
+
+    Raises:
+        ValueError: no values.
+    """
+    import numpy as np
+
+    values = np.asarray(values, dtype=float)
+    if values.size == 0:
+        raise ValueError("bootstrap of an empty set of questions")
+    idx = np.random.default_rng(seed).integers(0, values.size, size=(n_boot, values.size))
+    means = values[idx].mean(axis=1)
+    tail = 100 * (1 - level) / 2
+    return float(np.percentile(means, tail)), float(np.percentile(means, 100 - tail))
+
+
+def paired_bootstrap(a: dict[int, float], b: dict[int, float], n_boot: int = 1000, seed: int = 0,
+                     level: float = 0.95) -> dict[str, float]:
+    """Paired comparison of two models on the same questions (doc ids present in both).
+
+    Resamples questions with replacement (the same indices for both models)
+    and returns the mean difference ``a - b``, its percentile interval, and a
+    two-sided p-value of "no difference" by the shift method,
+    ``p = (1 + #{|d*_b - d| >= |d|}) / (1 + n_boot)`` (Efron & Tibshirani 1993,
+    Sec. 16.4; Berg-Kirkpatrick et al. 2012 for NLP).
+
+    Raises:
+        ValueError: the two runs share no question.
+    """
+    import numpy as np
+
+    common = sorted(set(a) & set(b))
+    if not common:
+        raise ValueError("the two runs share no question (doc ids)")
+    diffs = np.array([a[i] - b[i] for i in common], dtype=float)
+    idx = np.random.default_rng(seed).integers(0, diffs.size, size=(n_boot, diffs.size))
+    boot = diffs[idx].mean(axis=1)
+    observed = float(diffs.mean())
+    tail = 100 * (1 - level) / 2
+    extreme = int(np.sum(np.abs(boot - observed) >= abs(observed)))
+    return {"diff": observed, "low": float(np.percentile(boot, tail)), "high": float(np.percentile(boot, 100 - tail)),
+            "p": (1 + extreme) / (1 + n_boot), "n": diffs.size}
+
+
+def interval_rows(runs: dict[str, tuple[dict, dict]], n_boot: int = 1000, seed: int = 0) -> list[dict]:
+    """One row per model x leaf task: headline value (from the results JSON) and its bootstrap interval.
+
+    ``runs``: ``{model name: (results dict, samples from load_samples)}``. The
+    interval is None when the run has no per-question samples for the task.
+    """
+    rows = []
+    for name, (results, samples) in runs.items():
+        for s, k, m in COLUMNS:
+            value = headline(results, s, k, m)
+            if value is None:
+                continue
+            scores = question_scores(samples, s, k, m)
+            low, high = bootstrap_ci(list(scores.values()), n_boot, seed) if scores else (None, None)
+            rows.append({"model": name, "set": s, "kind": k, "modality": m, "metric": HEADLINE[k],
+                         "value": value, "ci_low": low, "ci_high": high, "n": len(scores) or None})
+    return rows
+
+
+def _scaled(kind: str, value: float | None) -> str:
+    return _cell(kind, value)
+
+
+def rows_markdown(rows: list[dict]) -> str:
+    """Table-2 layout with ``value [low, high]`` cells (cls and cloze in %, generation ROUGE-L 0-1)."""
+    models = list(dict.fromkeys(r["model"] for r in rows))
+    cells = {(r["model"], r["set"], r["kind"], r["modality"]): r for r in rows}
+    lines = ["| model | " + " | ".join(f"{s} {k} {m}" for s, k, m in COLUMNS) + " |", "|---|" + "---:|" * len(COLUMNS)]
+    for name in models:
+        out = []
+        for s, k, m in COLUMNS:
+            r = cells.get((name, s, k, m))
+            if r is None:
+                out.append("-")
+            elif r["ci_low"] is None:
+                out.append(_scaled(k, r["value"]))
+            else:
+                out.append(f"{_scaled(k, r['value'])} [{_scaled(k, r['ci_low'])}, {_scaled(k, r['ci_high'])}]")
+        lines.append(f"| {name} | " + " | ".join(out) + " |")
+    return "\n".join(lines) + "\n\n95 % bootstrap intervals over questions in brackets.\n"
+
+
+def rows_csv(rows: list[dict]) -> str:
+    """Long-format CSV (fractions 0-1): model, set, kind, modality, metric, value, ci_low, ci_high, n."""
+    import csv
+    import io
+
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=["model", "set", "kind", "modality", "metric", "value", "ci_low",
+                                             "ci_high", "n"], lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buf.getvalue()
+
+
+def rows_latex(rows: list[dict]) -> str:
+    """A booktabs LaTeX table of the headline values (cls and cloze in %, ROUGE-L 0-1)."""
+    models = list(dict.fromkeys(r["model"] for r in rows))
+    cells = {(r["model"], r["set"], r["kind"], r["modality"]): r["value"] for r in rows}
+    spec = "l" + "r" * len(COLUMNS)
+    head = " & ".join(["model"] + [f"{s} {k} {m}" for s, k, m in COLUMNS]) + r" \\"
+    body = [" & ".join([name.replace("_", r"\_")] + [_cell(k, cells.get((name, s, k, m))) for s, k, m in COLUMNS])
+            + r" \\" for name in models]
+    return "\n".join([r"\begin{tabular}{" + spec + "}", r"\toprule", head, r"\midrule", *body, r"\bottomrule",
+                      r"\end{tabular}"]) + "\n"
+
+
+def comparison_markdown(name_a: str, name_b: str, samples_a: dict, samples_b: dict, n_boot: int = 1000,
+                        seed: int = 0) -> str:
+    """Paired bootstrap of two runs, one row per leaf task both logged (difference a - b, interval, p)."""
+    lines = [f"Paired comparison {name_a} - {name_b} (same questions, {n_boot} bootstrap resamples):", "",
+             "| task | metric | n | difference | 95 % interval | p |", "|---|---|---:|---:|---:|---:|"]
+    for s, k, m in COLUMNS:
+        a, b = question_scores(samples_a, s, k, m), question_scores(samples_b, s, k, m)
+        if not set(a) & set(b):
+            continue
+        c = paired_bootstrap(a, b, n_boot, seed)
+        lines.append(f"| mllmu_{s}_{k}_{m} | {HEADLINE[k]} | {c['n']} | {c['diff']:+.3f} | "
+                     f"[{c['low']:+.3f}, {c['high']:+.3f}] | {c['p']:.3f} |")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,84 @@
+"""mllmu-report on two real lm-eval runs: values from the results JSON, intervals from an independent bootstrap."""
+
+import csv
+import io
+import json
+
+import numpy as np
+import pytest
+
+from mllmu_tasks import report
+from mllmu_tasks.mini.tiny_vlm import build_tiny_vlm
+from mllmu_tasks.report_cli import main as report_main
+
+from test_suite_e2e import run_cli
+
+TASKS = ["mllmu_forget_cls_img", "mllmu_retain_gen_txt", "mllmu_retain_cloze_img", "mllmu_celebrity_cls_txt"]
+
+
+@pytest.fixture(scope="module")
+def two_runs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("runs")
+    outs = []
+    for seed in (0, 1):
+        model = build_tiny_vlm(root / f"model{seed}", size="test", seed=seed)
+        out = root / f"out{seed}"
+        run_cli(["--model", "mllmu-vlm", "--model_args", f"pretrained={model}", "--device", "cpu", "--tasks", *TASKS,
+                 "--limit", "12", "--log_samples", "--metadata", json.dumps({"source": "mini"}),
+                 "--output_path", str(out)], cwd=root)
+        outs.append(out)
+    return outs
+
+
+def numpy_bootstrap_mean(values, n_boot, seed):
+    """The percentile bootstrap written out: resample, average each resample, take the 2.5/97.5 percentiles."""
+    rng = np.random.default_rng(seed)
+    draws = rng.integers(0, len(values), size=(n_boot, len(values)))
+    means = np.array([np.mean([values[j] for j in row]) for row in draws])
+    return np.percentile(means, 2.5), np.percentile(means, 97.5), means
+
+
+def test_report_numbers(two_runs, tmp_path, capsys):
+    out = tmp_path / "rep"
+    report_main([str(two_runs[0]), str(two_runs[1]), "--names", "m0,m1", "--out", str(out), "--compare", "m0", "m1",
+                 "--n_boot", "500", "--seed", "3"])
+    printed = capsys.readouterr().out
+    assert printed.strip() == (out / "report.md").read_text().strip()
+    path0 = report.find_results(two_runs[0])
+    results0, samples0 = report.load_results(path0), report.load_samples(path0)
+    results1, samples1 = (report.load_results(report.find_results(two_runs[1])),
+                          report.load_samples(report.find_results(two_runs[1])))
+    rows = list(csv.DictReader(io.StringIO((out / "table.csv").read_text())))
+    assert len(rows) == 2 * len(TASKS)
+    for row in rows:
+        results, samples = (results0, samples0) if row["model"] == "m0" else (results1, samples1)
+        task = f"mllmu_{row['set']}_{row['kind']}_{row['modality']}"
+        assert float(row["value"]) == pytest.approx(results["results"][task][f"{row['metric']},none"])
+        values = [s[row["metric"]] for s in sorted(samples[task].values(), key=lambda s: s["doc_id"])]
+        assert float(row["value"]) == pytest.approx(np.mean(values))  # the JSON value is the mean of the samples
+        low, high, _ = numpy_bootstrap_mean(values, 500, 3)
+        assert float(row["ci_low"]) == pytest.approx(low) and float(row["ci_high"]) == pytest.approx(high)
+        assert int(row["n"]) == len(values) == min(12, len(samples[task]))
+    # the paired comparison on the generation task, recomputed
+    a = {s["doc_id"]: s["rougeL"] for s in samples0["mllmu_retain_gen_txt"].values()}
+    b = {s["doc_id"]: s["rougeL"] for s in samples1["mllmu_retain_gen_txt"].values()}
+    ids = sorted(a)
+    diffs = np.array([a[i] - b[i] for i in ids])
+    _, _, boot = numpy_bootstrap_mean(list(diffs), 500, 3)
+    p = (1 + np.sum(np.abs(boot - diffs.mean()) >= abs(diffs.mean()))) / 501
+    line = next(line for line in printed.splitlines() if line.startswith("| mllmu_retain_gen_txt | rougeL"))
+    assert f"{diffs.mean():+.3f}" in line and line.rstrip(" |").endswith(f"{p:.3f}")
+    tex = (out / "table.tex").read_text()
+    assert tex.startswith("\\begin{tabular}") and "m0 &" in tex and tex.count("\\\\") == 3
+    assert (out / "forget_vs_retain.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_paired_bootstrap_detects_a_real_difference():
+    a = {i: 1.0 for i in range(40)}
+    b = {i: 0.0 if i < 30 else 1.0 for i in range(40)}
+    result = report.paired_bootstrap(a, b, n_boot=2000, seed=0)
+    assert result["diff"] == pytest.approx(0.75) and result["p"] < 0.01 and result["low"] > 0.5
+    same = report.paired_bootstrap(a, a, n_boot=200, seed=0)
+    assert same["diff"] == 0 and same["p"] == 1.0
+    with pytest.raises(ValueError, match="share no question"):
+        report.paired_bootstrap({0: 1.0}, {1: 1.0})
