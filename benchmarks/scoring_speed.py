@@ -4,7 +4,8 @@
 
 1. a per-question, batch-1 greedy ``generate`` loop (the released evaluation's way);
 2. lm-eval's stock ``hf-multimodal`` in-process (batched);
-3. the suite's ``mllmu-vlm`` (the same path without lm-eval's per-batch ``gc.collect()``).
+3. the suite's ``mllmu-vlm`` (the same path without lm-eval's per-batch ``gc.collect()``);
+4. lm-eval's ``vllm-vlm`` (float32), when vLLM is installed (the lane's ``.venv-vllm``).
 
 Prints docs/s, wall time and whether 2 and 3 gave identical answers. Asserts nothing.
 """
@@ -77,12 +78,26 @@ def main() -> None:
     ours = MLLMUVisionLM(pretrained=model_dir, device="cpu", batch_size=args.batch_size)
     ours_out, t_ours = timed(ours.generate_until, requests, True)
     rows.append((f"mllmu-vlm, batch {args.batch_size}", t_ours))
+    try:
+        import vllm  # noqa: F401
+        from lm_eval.models.vllm_vlms import VLLM_VLM
+    except ImportError:
+        VLLM_VLM = None
+    if VLLM_VLM is not None:
+        start = time.perf_counter()
+        engine = VLLM_VLM(pretrained=model_dir, max_images=1, enforce_eager=True, dtype="float32", max_model_len=1024)
+        start_s = time.perf_counter() - start
+        vllm_out, t_vllm = timed(engine.generate_until, requests, True)
+        rows.append((f"vllm-vlm (engine start {start_s:.0f} s not counted)", t_vllm))
     n = len(requests)
     print(f"\n{n} image+text questions, up to 50 new tokens, {torch.get_num_threads()} threads\n")
     print("| way | wall s | docs/s | x loop |\n|---|---:|---:|---:|")
     for name, seconds in rows:
         print(f"| {name} | {seconds:.1f} | {n / seconds:.1f} | {t_loop / seconds:.1f} |")
     print(f"\nmllmu-vlm answers identical to hf-multimodal: {ours_out == stock_out}")
+    if VLLM_VLM is not None:
+        same = sum(a.strip() == b.strip() for a, b in zip(vllm_out, stock_out))
+        print(f"vllm-vlm answers identical to hf-multimodal: {same}/{n}")
 
 
 if __name__ == "__main__":
