@@ -13,6 +13,7 @@ Prints docs/s, wall time and whether 2 and 3 gave identical answers. Asserts not
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import tempfile
 import time
 
@@ -78,11 +79,9 @@ def main() -> None:
     ours = MLLMUVisionLM(pretrained=model_dir, device="cpu", batch_size=args.batch_size)
     ours_out, t_ours = timed(ours.generate_until, requests, True)
     rows.append((f"mllmu-vlm, batch {args.batch_size}", t_ours))
-    try:
-        import vllm  # noqa: F401
+    VLLM_VLM = None
+    if importlib.util.find_spec("vllm") is not None:
         from lm_eval.models.vllm_vlms import VLLM_VLM
-    except ImportError:
-        VLLM_VLM = None
     if VLLM_VLM is not None:
         start = time.perf_counter()
         engine = VLLM_VLM(pretrained=model_dir, max_images=1, enforce_eager=True, dtype="float32", max_model_len=1024)
