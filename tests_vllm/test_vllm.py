@@ -96,3 +96,21 @@ def test_text_only_tasks_under_vllm(checkpoints, tmp_path, chat):
                                 extra=("--apply_chat_template",) if chat else ())
     assert results["results"]["mllmu_forget_gen_txt"]["rougeL,none"] >= 0.0
     assert all("<image>" not in s["arguments"]["gen_args_0"]["arg_0"] for s in samples.values())
+
+
+def test_fewshot_with_demonstration_images_under_vllm(checkpoints, tmp_path):
+    vanilla, _ = checkpoints
+    out = tmp_path / "out"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "VLLM_CPU_KVCACHE_SPACE": "1"}
+    meta = json.dumps({"source": "mini", "forget_ratio": 10, "num_demo_profiles": 2, "fewshot_seed": 5})
+    proc = subprocess.run([sys.executable, "-m", "mllmu_tasks.cli", "--model", "vllm-vlm", "--model_args",
+                           f"pretrained={vanilla},max_images=3,enforce_eager=True,max_model_len=2048,dtype=float32",
+                           "--tasks", "mllmu-fs_retain_cls_img", "--metadata", meta, "--limit", "4", "--log_samples",
+                           "--output_path", str(out)], capture_output=True, text=True, env=env, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    [samples_file] = out.rglob("samples_mllmu-fs_retain_cls_img_*.jsonl")
+    rows = [json.loads(line) for line in samples_file.read_text().splitlines()]
+    [results_file] = out.rglob("results_*.json")
+    demo_ids = json.loads(results_file.read_text())["configs"]["mllmu-fs_retain_cls_img"]["metadata"]["demo_profiles"]
+    assert len(rows) == 4 and not {r["doc"]["ID"] for r in rows} & set(demo_ids)
+    assert all(r["arguments"]["gen_args_0"]["arg_0"].count("<image>") == 3 for r in rows)
