@@ -58,6 +58,16 @@ def publish(output_dir: str | Path) -> Path:
     return out
 
 
+def write_json_atomic(path: str | Path, obj, default=None) -> Path:
+    """Write ``obj`` as indented JSON through a ``.partial`` file renamed into place (never half-written)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".partial")
+    tmp.write_text(json.dumps(obj, indent=2, default=default), encoding="utf-8")
+    tmp.replace(path)
+    return path
+
+
 def merged(model):
     """The plain ``transformers`` model: LoRA adapters merged into the weights (``merge_and_unload``)."""
     return model.merge_and_unload() if hasattr(model, "merge_and_unload") else model

@@ -48,6 +48,7 @@ from mllmu_tasks.sources import resolve_source
 
 from . import __version__
 from .api import run as train
+from .checkpoint import write_json_atomic
 from .config import DataArguments, ModelArguments, UnlearnTrainingArguments
 from .data import load_examples
 from .drills import format_examples
@@ -146,9 +147,7 @@ class Manifest:
         seconds = time.time() - start
         self.entries[stage] = {"key": key, "output": str(output), "seconds": round(seconds, 2),
                                "finished": time.strftime("%Y-%m-%dT%H:%M:%S")}
-        tmp = self.path.with_suffix(".json.partial")
-        tmp.write_text(json.dumps(self.entries, indent=2))
-        tmp.replace(self.path)
+        write_json_atomic(self.path, self.entries)
         self.log(f"[{stage}] done in {seconds:.1f} s")
         return output
 
@@ -213,9 +212,7 @@ def probe_scores(cfg: PipelineConfig, checkpoint: Path, out_json: Path) -> None:
     result = {"forget_rougeL": generation_rouge_l(checkpoint, forget, device=cfg.device),
               "retain_rougeL": generation_rouge_l(checkpoint, retain, device=cfg.device),
               "forget_questions": len(forget), "retain_questions": len(retain)}
-    tmp = out_json.with_suffix(".json.partial")
-    tmp.write_text(json.dumps(result, indent=2))
-    tmp.replace(out_json)
+    write_json_atomic(out_json, result)
 
 
 def identity_lines(vanilla: dict, identity: dict) -> list[str]:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from mllmu_tasks import TASKS_DIR
 from mllmu_tasks.backend import register
+
+from .checkpoint import write_json_atomic
 
 
 def score(checkpoint: str | Path, tasks: list[str], source: str, forget_ratio: int, out_json: str | Path,
@@ -26,9 +27,5 @@ def score(checkpoint: str | Path, tasks: list[str], source: str, forget_ratio: i
     results = simple_evaluate(model="mllmu-vlm", model_args={"pretrained": str(checkpoint), "device": device},
                               tasks=tasks, task_manager=manager, batch_size=batch_size, limit=limit)
     results.pop("samples", None)
-    out = Path(out_json)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".json.partial")
-    tmp.write_text(json.dumps(results, indent=2, default=handle_non_serializable), encoding="utf-8")
-    tmp.replace(out)
+    write_json_atomic(out_json, results, default=handle_non_serializable)
     return results
