@@ -23,7 +23,7 @@ from .checkpoint import (check_output_dir, discard_staging, prepare_staging, pub
                          write_card)
 from .collator import AnswerOnlyCollator
 from .config import DataArguments, ModelArguments, UnlearnTrainingArguments
-from .data import Example, PairedDataset, forget_retain_ids, load_profiles, select_profiles, to_examples
+from .data import Example, PairedDataset, load_subsets
 from .methods import Method, MethodConfig, get_method
 from .model import (adapter_disabled_reference, apply_lora, freeze_parts, frozen_copy_reference, load_model,
                     pick_dtype)
@@ -36,11 +36,8 @@ STREAM_SUBSETS = {"forget": "forget", "retain": "retain"}
 
 def build_streams(method: Method, data: DataArguments) -> dict:
     """``{stream: [Example]}`` for the method's streams, from one read of the source."""
-    profiles, source = load_profiles(data.source)
     subsets = {s: STREAM_SUBSETS.get(s, data.train_subset) for s in method.data_streams()}
-    ids = forget_retain_ids(data.forget_ratio, source, data.splits) if set(subsets.values()) != {"all"} else (set(), set())
-    return {stream: to_examples(select_profiles(profiles, subset, *ids), data.modality, source)
-            for stream, subset in subsets.items()}
+    return load_subsets(data.source, subsets, data.modality, data.forget_ratio, data.splits)
 
 
 def build_reference(method: Method, margs: ModelArguments, model, device, dtype):

@@ -113,6 +113,20 @@ def to_examples(profiles: list[FTProfile], modality: str, source: Source | None)
     return examples
 
 
+def load_subsets(source: str, subsets: dict[str, str], modality: str, forget_ratio: int = 5,
+                 splits: str | Path | None = None) -> dict[str, list[Example]]:
+    """``{name: examples}`` for several subsets (``all``, ``forget``, ``retain``) from ONE read of a source.
+
+    Raises:
+        ValueError, FileNotFoundError, SchemaError: see the functions above.
+    """
+    profiles, resolved = load_profiles(source)
+    needs_ids = any(subset != "all" for subset in subsets.values())
+    ids = forget_retain_ids(forget_ratio, resolved, splits) if needs_ids else (set(), set())
+    return {name: to_examples(select_profiles(profiles, subset, *ids), modality, resolved)
+            for name, subset in subsets.items()}
+
+
 def load_examples(source: str, subset: str, modality: str, forget_ratio: int = 5,
                   splits: str | Path | None = None) -> list[Example]:
     """Examples of one subset (``all``, ``forget``, ``retain``) of a source, in file order.
@@ -120,11 +134,7 @@ def load_examples(source: str, subset: str, modality: str, forget_ratio: int = 5
     Raises:
         ValueError, FileNotFoundError, SchemaError: see the functions above.
     """
-    profiles, resolved = load_profiles(source)
-    if subset != "all":
-        forget_ids, retain_ids = forget_retain_ids(forget_ratio, resolved, splits)
-        profiles = select_profiles(profiles, subset, forget_ids, retain_ids)
-    return to_examples(profiles, modality, resolved)
+    return load_subsets(source, {subset: subset}, modality, forget_ratio, splits)[subset]
 
 
 class PairedDataset:

@@ -50,7 +50,7 @@ from . import __version__
 from .api import run as train
 from .checkpoint import write_json_atomic
 from .config import DataArguments, ModelArguments, UnlearnTrainingArguments
-from .data import load_examples
+from .data import load_examples, load_subsets
 from .drills import format_examples
 from .methods import get_method
 from .probe import generation_rouge_l, swapped_portraits_mirror
@@ -174,10 +174,10 @@ def build_base(cfg: PipelineConfig, out: Path) -> None:
     from mllmu_tasks.mini.tiny_vlm import benchmark_corpus, build_tiny_vlm
 
     if cfg.text_jsonl:
-        texts = [t for line in Path(cfg.source).read_text().splitlines() for t in json.loads(line).get("metadata", [])
-                 for t in (t["Question"], t["Answer"])]
         from mllmu_tasks.prompts import TEMPLATE_STRINGS
-        texts += list(TEMPLATE_STRINGS)
+
+        pairs = load_examples(cfg.source, "all", "text-only")
+        texts = [t for ex in pairs for t in (ex.question, ex.answer)] + list(TEMPLATE_STRINGS)
     else:
         source = resolve_source(cfg.source)
         texts = benchmark_corpus(source.location if source.kind == "local" else MINI_DATA_DIR)
@@ -206,8 +206,9 @@ def unlearn(cfg: PipelineConfig, vanilla: Path, method: str, modality: str, out:
 
 def probe_scores(cfg: PipelineConfig, checkpoint: Path, out_json: Path) -> None:
     """JSONL mode: generation ROUGE-L on forget vs (a sample of) retain training questions."""
-    forget = load_examples(cfg.source, "forget", "text-only", cfg.forget_ratio, cfg.splits)
-    retain = load_examples(cfg.source, "retain", "text-only", cfg.forget_ratio, cfg.splits)
+    subsets = load_subsets(cfg.source, {"forget": "forget", "retain": "retain"}, "text-only", cfg.forget_ratio,
+                           cfg.splits)
+    forget, retain = subsets["forget"], subsets["retain"]
     retain = random.Random(cfg.seed).sample(retain, min(cfg.probe_questions, len(retain)))
     result = {"forget_rougeL": generation_rouge_l(checkpoint, forget, device=cfg.device),
               "retain_rougeL": generation_rouge_l(checkpoint, retain, device=cfg.device),
