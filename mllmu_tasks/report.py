@@ -202,10 +202,6 @@ def interval_rows(runs: dict[str, tuple[dict, dict]], n_boot: int = 1000, seed: 
     return rows
 
 
-def _scaled(kind: str, value: float | None) -> str:
-    return _cell(kind, value)
-
-
 def rows_markdown(rows: list[dict]) -> str:
     """Table-2 layout with ``value [low, high]`` cells (cls and cloze in %, generation ROUGE-L 0-1)."""
     models = list(dict.fromkeys(r["model"] for r in rows))
@@ -218,9 +214,9 @@ def rows_markdown(rows: list[dict]) -> str:
             if r is None:
                 out.append("-")
             elif r["ci_low"] is None:
-                out.append(_scaled(k, r["value"]))
+                out.append(_cell(k, r["value"]))
             else:
-                out.append(f"{_scaled(k, r['value'])} [{_scaled(k, r['ci_low'])}, {_scaled(k, r['ci_high'])}]")
+                out.append(f"{_cell(k, r['value'])} [{_cell(k, r['ci_low'])}, {_cell(k, r['ci_high'])}]")
         lines.append(f"| {name} | " + " | ".join(out) + " |")
     return "\n".join(lines) + "\n\n95 % bootstrap intervals over questions in brackets.\n"
 

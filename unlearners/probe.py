@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import datasets
-import pyarrow.parquet as pq
 import torch
 
 from mllmu_tasks.images import checked_image_bytes
 from mllmu_tasks.metrics import rouge
+from mllmu_tasks.mini.generator import write_hub_layout
 from mllmu_tasks.schema import features_for, forget_config
 from mllmu_tasks.sources import Source, image_root, load_config
 
@@ -35,11 +35,7 @@ def swapped_portraits_mirror(source: Source, forget_ratio: int, out_dir: str | P
              for i, r in enumerate(rows)]
     for i, row in enumerate(rows):
         row["image"] = cells[(i + 1) % len(rows)]
-    folder = Path(out_dir) / config
-    folder.mkdir(parents=True, exist_ok=True)
-    table = datasets.Dataset.from_list(rows, features=features_for(config)).data.table
-    pq.write_table(table, str(folder / "train-00000-of-00001.parquet"))
-    return Path(out_dir)
+    return write_hub_layout({config: datasets.Dataset.from_list(rows, features=features_for(config))}, out_dir)
 
 
 @torch.no_grad()
