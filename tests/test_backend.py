@@ -3,12 +3,14 @@
 import gc
 
 import pytest
+import torch
 from lm_eval.api.instance import Instance
 from lm_eval.models.hf_vlms import HFMultimodalLM
 from lm_eval.models.huggingface import HFLM
+from transformers import AutoTokenizer
 
 from mllmu_tasks import docs
-from mllmu_tasks.backend import MLLMUVisionLM, no_per_batch_gc
+from mllmu_tasks.backend import GeneratedStopStrings, MLLMUVisionLM, no_per_batch_gc
 from mllmu_tasks.mini.tiny_vlm import build_tiny_vlm
 from mllmu_tasks.prompts import wrap_released
 from mllmu_tasks.sources import resolve_source
@@ -21,10 +23,10 @@ def tiny_vlm(tmp_path_factory):
     return build_tiny_vlm(tmp_path_factory.mktemp("tiny-backend"), size="test", seed=1)
 
 
-def requests(modality, n=6):
+def requests(modality, n=6, gen=GEN):
     out = []
     for doc in docs.build_docs("retain", "gen", modality, resolve_source("mini"), 10).select(range(n)):
-        args = (wrap_released(docs.doc_to_body(doc)), dict(GEN))
+        args = (wrap_released(docs.doc_to_body(doc)), dict(gen))
         if modality == "img":
             args += ({"visual": docs.doc_to_image(doc)},)
         out.append(Instance("generate_until", doc, args, 0))
@@ -51,3 +53,44 @@ def test_gc_collect_is_restored():
         with no_per_batch_gc():
             raise RuntimeError("boom")
     assert gc.collect is before
+
+
+# Stop strings this random tiny model does produce, at different steps in different rows
+# (its untrained answers repeat fragments such as " K" and "occupation").
+CUTTING = {"until": [" K", "occupation"], "do_sample": False, "max_gen_toks": 50}
+
+
+def test_token_level_stops_cut_like_stock_without_decoding_each_step(tiny_vlm):
+    stock = HFMultimodalLM(pretrained=str(tiny_vlm), device="cpu", batch_size=3)
+    uncut = stock.generate_until(requests("img", gen={**CUTTING, "until": []}), True)
+    calls = {"stock": 0}
+    batch_decode = stock.tokenizer.batch_decode
+
+    def counted(*args, **kwargs):
+        calls["stock"] += 1
+        return batch_decode(*args, **kwargs)
+
+    stock.tokenizer.batch_decode = counted
+    want = stock.generate_until(requests("img", gen=CUTTING), True)
+    want_texts = HFLM.generate_until(stock, requests("txt", gen=CUTTING), True)
+    # The stops really cut: several answers are shorter than uncut, at different lengths.
+    cut = [len(w) for w, u in zip(want, uncut) if len(w) < len(u)]
+    assert len(cut) >= 3 and len(set(cut)) >= 2 and calls["stock"] > 0
+
+    ours = MLLMUVisionLM(pretrained=str(tiny_vlm), device="cpu", batch_size=3)
+    ours.tokenizer.batch_decode = lambda *a, **k: pytest.fail("decoded the batch during generation")
+    got = ours.generate_until(requests("img", gen=CUTTING) + requests("txt", gen=CUTTING), True)
+    assert got == want + want_texts
+
+
+def test_generated_stop_strings_ignore_the_prompt(tiny_vlm):
+    tok = AutoTokenizer.from_pretrained(tiny_vlm)
+    prompt = tok("Q: name?\n", add_special_tokens=False, return_tensors="pt").input_ids
+    newline = tok("\n", add_special_tokens=False, return_tensors="pt").input_ids
+    word = tok("Ann", add_special_tokens=False, return_tensors="pt").input_ids
+    stop = GeneratedStopStrings(tok, ["\n\n"], prompt_len=prompt.shape[1])
+    # Row 0: the prompt's "\n" + a generated "\n" spans the prompt's end: not a stop.
+    assert stop(torch.cat([prompt, newline], 1), None).tolist() == [False]
+    # Two rows at once, per row: "\nAnn\n" goes on, "Ann\n\n" stops.
+    rows = torch.cat([torch.cat([prompt, newline, word, newline], 1), torch.cat([prompt, word, newline, newline], 1)])
+    assert stop(rows, None).tolist() == [False, True]
