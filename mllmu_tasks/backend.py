@@ -13,8 +13,8 @@ batched path, text-only ones through the plain ``hf`` path of the same model
 (no ``pixel_values``), and the answers come back in request order. All
 ``hf-multimodal`` model arguments work unchanged.
 
-Registered lazily under the name ``mllmu-vlm`` by :func:`register` (called
-by ``mllmu-eval``).
+Registered lazily under the name ``mllmu-vlm`` by
+:func:`mllmu_tasks.backend_registry.register` (called by ``mllmu-eval``).
 """
 
 from __future__ import annotations
@@ -27,11 +27,6 @@ from lm_eval.api.instance import Instance
 from lm_eval.models.hf_vlms import HFMultimodalLM
 from lm_eval.models.huggingface import HFLM
 from transformers import StoppingCriteria, StoppingCriteriaList, StopStringCriteria
-
-BACKEND_NAME = "mllmu-vlm"
-#: Every name the backend answers to.
-BACKEND_NAMES = (BACKEND_NAME, "hf-multimodal-ll")
-
 
 def has_images(request: Instance) -> bool:
     """Whether a ``generate_until`` request carries at least one image (``args[2]["visual"]``)."""
@@ -216,13 +211,3 @@ def _text_only(request: Instance) -> Instance:
         return request
     return Instance(request_type=request.request_type, doc=request.doc, arguments=request.args[:2],
                     idx=request.idx, metadata=request.metadata)
-
-
-def register() -> None:
-    """Register :data:`BACKEND_NAMES` in lm-eval's model registry without importing torch (lazy placeholders)."""
-    import lm_eval.models  # noqa: F401  (fills the registry with the built-in names first)
-    from lm_eval.api.registry import model_registry
-
-    for name in BACKEND_NAMES:
-        if name not in model_registry:
-            model_registry.register(name, target=f"{__name__}:MLLMUVisionLM")

@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> None:
     import lm_eval.tasks
     from lm_eval.__main__ import cli_evaluate
 
-    from .backend import register
+    from .backend_registry import register
 
     register()
     lm_eval.tasks.TaskManager = suite_task_manager(include_defaults)

@@ -1,6 +1,8 @@
 """The suite's backend generates exactly what stock hf-multimodal generates, text-only requests included."""
 
 import gc
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -94,3 +96,13 @@ def test_generated_stop_strings_ignore_the_prompt(tiny_vlm):
     # Two rows at once, per row: "\nAnn\n" goes on, "Ann\n\n" stops.
     rows = torch.cat([torch.cat([prompt, newline, word, newline], 1), torch.cat([prompt, word, newline, newline], 1)])
     assert stop(rows, None).tolist() == [False, True]
+
+
+def test_registering_the_backend_imports_neither_torch_nor_the_backend():
+    """mllmu-eval registers ``mllmu-vlm`` at start-up; the heavy import waits until a run asks for it."""
+    code = ("import sys; from mllmu_tasks.backend_registry import register; register(); "
+            "print(sorted(m for m in ('torch', 'transformers', 'mllmu_tasks.backend') if m in sys.modules)); "
+            "from lm_eval.api.registry import get_model; print(get_model('mllmu-vlm').__name__, "
+            "get_model('hf-multimodal-ll').__name__)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split("\n")
+    assert out[:2] == ["[]", "MLLMUVisionLM MLLMUVisionLM"]

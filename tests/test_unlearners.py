@@ -192,7 +192,7 @@ def test_each_method_saves_a_scorable_checkpoint(base_vlm, tmp_path, name, modal
     from lm_eval.tasks import TaskManager
 
     from mllmu_tasks import TASKS_DIR
-    from mllmu_tasks.backend import register
+    from mllmu_tasks.backend_registry import register
     register()
     tm = TaskManager(include_path=TASKS_DIR, include_defaults=False, metadata={"source": "mini", "forget_ratio": 10})
     res = simple_evaluate(model="mllmu-vlm", model_args={"pretrained": str(out), "device": "cpu"},

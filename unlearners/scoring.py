@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from mllmu_tasks import TASKS_DIR
-from mllmu_tasks.backend import register
+from mllmu_tasks.backend_registry import register
 
 from .checkpoint import write_json_atomic
 
