@@ -1,6 +1,7 @@
 """Benchmark: time the harness spends outside model calls (data, prompts, metrics), as % of wall time.
 
-    python benchmarks/harness_overhead.py [--model DIR] [--tasks mllmu] [--batch_size 64] [--log_samples]
+    python benchmarks/harness_overhead.py [--model DIR | --text_hidden 512 --text_layers 8] [--tasks mllmu]
+                                          [--batch_size 64] [--log_samples]
 
 Scores the suite in-process on the embedded mini benchmark with ``mllmu-vlm`` and splits the wall time of
 ``simple_evaluate`` into phases by timing the methods that do them:
@@ -15,13 +16,15 @@ Scores the suite in-process on the embedded mini benchmark with ``mllmu-vlm`` an
 
 The one-time imports (lm-eval's VLM backend, transformers models, rouge_score and nltk) are done and timed
 before the run, as start-up, not counted in the phases. Default model: the demo tiny VLM (random weights,
-so answers run to the 50-token limit). Prints a table; asserts nothing.
+so answers run to the 50-token limit); ``--text_hidden`` / ``--text_layers`` widen and deepen its language
+model, to see the overhead next to slower model calls. Prints a table; asserts nothing.
 """
 
 from __future__ import annotations
 
 import argparse
 import collections
+import dataclasses
 import importlib
 import tempfile
 import time
@@ -51,6 +54,8 @@ def main() -> None:
     parser.add_argument("--model", default=None)
     parser.add_argument("--tasks", default="mllmu")
     parser.add_argument("--batch_size", type=int, default=64)
+    parser.add_argument("--text_hidden", type=int, default=None, help="language-model width (demo: 128)")
+    parser.add_argument("--text_layers", type=int, default=None, help="language-model layers (demo: 2)")
     parser.add_argument("--log_samples", action="store_true", help="keep per-question samples, as --log_samples")
     args = parser.parse_args()
 
@@ -67,10 +72,15 @@ def main() -> None:
     from mllmu_tasks import TASKS_DIR
     from mllmu_tasks.backend import MLLMUVisionLM
     from mllmu_tasks.backend_registry import register
-    from mllmu_tasks.mini.tiny_vlm import build_tiny_vlm
+    from mllmu_tasks.mini.tiny_vlm import SIZES, build_tiny_vlm
     from mllmu_tasks.task import MLLMUTask
 
-    model = args.model or str(build_tiny_vlm(tempfile.mkdtemp(), size="demo"))
+    size = SIZES["demo"]
+    if args.text_hidden or args.text_layers:
+        hidden = args.text_hidden or size.text_hidden
+        size = dataclasses.replace(size, text_hidden=hidden, text_layers=args.text_layers or size.text_layers,
+                                   text_heads=hidden // 32, text_kv_heads=hidden // 32, text_intermediate=4 * hidden)
+    model = args.model or str(build_tiny_vlm(tempfile.mkdtemp(), size=size))
     timed(MLLMUVisionLM, "__init__", "model load")
     timed(MLLMUTask, "download", "documents")
     timed(Task, "build_all_requests", "requests")
