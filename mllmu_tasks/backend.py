@@ -28,6 +28,7 @@ from lm_eval.models.hf_vlms import HFMultimodalLM
 from lm_eval.models.huggingface import HFLM
 from transformers import StoppingCriteria, StoppingCriteriaList, StopStringCriteria
 
+
 def has_images(request: Instance) -> bool:
     """Whether a ``generate_until`` request carries at least one image (``args[2]["visual"]``)."""
     return len(request.args) >= 3 and bool((request.args[2] or {}).get("visual"))
@@ -35,6 +36,10 @@ def has_images(request: Instance) -> bool:
 
 class MLLMUVisionLM(HFMultimodalLM):
     """``hf-multimodal`` that also answers text-only requests in the same run.
+
+    Generation skips two of lm-eval's costs, with the same answers: the
+    ``gc.collect()`` after every batch (:func:`no_per_batch_gc`) and the
+    per-step decoding of the batch for stop strings (:func:`token_level_stop_strings`).
 
     Raises (at load):
         ValueError: the checkpoint takes no images (:func:`check_takes_images`).
@@ -61,7 +66,6 @@ class MLLMUVisionLM(HFMultimodalLM):
                 for i, out in zip(text_idx, outs):
                     answers[i] = out
         return answers
-
 
     def loglikelihood(self, requests: list[Instance], disable_tqdm: bool = False) -> list[tuple[float, bool]]:
         """``(log P(continuation | images, context), is_greedy)`` per request, in request order.
