@@ -20,6 +20,7 @@ Registered lazily under the name ``mllmu-vlm`` by
 from __future__ import annotations
 
 import contextlib
+import functools
 import gc
 
 import torch
@@ -126,18 +127,29 @@ def no_per_batch_gc():
         collect()
 
 
+@functools.lru_cache(maxsize=8)
+def _stop_string_matcher(tokenizer, stop_strings: tuple[str, ...]) -> StopStringCriteria:
+    """One ``StopStringCriteria`` per tokenizer (by identity) and stop strings, reused by every batch.
+
+    Building one reads, sorts and hashes the whole vocabulary to find
+    transformers' cached tables (about 11 ms for a 32k vocabulary on 2 CPU
+    cores); the criterion keeps no state between calls.
+    """
+    return StopStringCriteria(tokenizer, list(stop_strings))
+
+
 class GeneratedStopStrings(StoppingCriteria):
     """Per-row stop on any stop string in the *generated* tokens, matched on token ids (no decoding).
 
-    Wraps transformers' ``StopStringCriteria`` (vocabulary tables built once
-    per tokenizer and cached by transformers) and hides the prompt from it,
+    Wraps transformers' ``StopStringCriteria`` (built once per tokenizer and
+    stop strings, :func:`_stop_string_matcher`) and hides the prompt from it,
     so a stop string spanning the prompt's end never stops a row.
 
     ``__call__(input_ids: (batch, seq), scores) -> (batch,) bool``.
     """
 
     def __init__(self, tokenizer, stop_strings: list[str], prompt_len: int):
-        self.inner = StopStringCriteria(tokenizer, stop_strings)
+        self.inner = _stop_string_matcher(tokenizer, tuple(stop_strings))
         self.prompt_len = prompt_len
 
     def __call__(self, input_ids: torch.LongTensor, scores, **kwargs) -> torch.BoolTensor:
