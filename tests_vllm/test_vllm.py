@@ -37,14 +37,18 @@ def checkpoints(tmp_path_factory):
     return vanilla, unlearned
 
 
-def evaluate(model, pretrained, tasks, out, extra=(), limit=16):
-    """Score ``tasks`` through ``mllmu-eval``; return (results JSON, {(task, doc_id): logged sample})."""
+def evaluate(model, pretrained, tasks, out, extra=(), limit=16, meta=META, max_images=1, max_model_len=1024):
+    """Score ``tasks`` through ``mllmu-eval``; return (results JSON, {(task, doc_id): logged sample}).
+
+    vLLM backends run float32, eager, with ``max_model_len`` tokens (and ``max_images`` per prompt for vllm-vlm).
+    """
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "VLLM_CPU_KVCACHE_SPACE": "1", "TOKENIZERS_PARALLELISM": "false"}
     args = f"pretrained={pretrained}"
     if model.startswith("vllm"):
-        args += ",enforce_eager=True,max_model_len=1024,dtype=float32" + (",max_images=1" if model == "vllm-vlm" else "")
+        args += f",enforce_eager=True,max_model_len={max_model_len},dtype=float32"
+        args += f",max_images={max_images}" if model == "vllm-vlm" else ""
     proc = subprocess.run([sys.executable, "-m", "mllmu_tasks.cli", "--model", model, "--model_args", args,
-                           "--device", "cpu", "--tasks", *tasks, "--metadata", META, "--limit", str(limit),
+                           "--device", "cpu", "--tasks", *tasks, "--metadata", meta, "--limit", str(limit),
                            "--log_samples", "--output_path", str(out), *extra],
                           capture_output=True, text=True, env=env, timeout=900)
     assert proc.returncode == 0, proc.stderr[-4000:]
@@ -119,17 +123,11 @@ def test_unlearned_checkpoint_under_vllm_with_chat_template(checkpoints, tmp_pat
 
 def test_fewshot_with_demonstration_images_under_vllm(checkpoints, tmp_path):
     vanilla, _ = checkpoints
-    out = tmp_path / "out"
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "VLLM_CPU_KVCACHE_SPACE": "1"}
+    task = "mllmu-fs_retain_cls_img"
     meta = json.dumps({"source": "mini", "forget_ratio": 10, "num_demo_profiles": 2, "fewshot_seed": 5})
-    proc = subprocess.run([sys.executable, "-m", "mllmu_tasks.cli", "--model", "vllm-vlm", "--model_args",
-                           f"pretrained={vanilla},max_images=3,enforce_eager=True,max_model_len=2048,dtype=float32",
-                           "--tasks", "mllmu-fs_retain_cls_img", "--metadata", meta, "--limit", "4", "--log_samples",
-                           "--output_path", str(out)], capture_output=True, text=True, env=env, timeout=900)
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    [samples_file] = out.rglob("samples_mllmu-fs_retain_cls_img_*.jsonl")
-    rows = [json.loads(line) for line in samples_file.read_text().splitlines()]
-    [results_file] = out.rglob("results_*.json")
-    demo_ids = json.loads(results_file.read_text())["configs"]["mllmu-fs_retain_cls_img"]["metadata"]["demo_profiles"]
+    results, samples = evaluate("vllm-vlm", vanilla, [task], tmp_path / "out", limit=4, meta=meta, max_images=3,
+                                max_model_len=2048)
+    rows = list(samples.values())
+    demo_ids = results["configs"][task]["metadata"]["demo_profiles"]
     assert len(rows) == 4 and not {r["doc"]["ID"] for r in rows} & set(demo_ids)
     assert all(r["arguments"]["gen_args_0"]["arg_0"].count("<image>") == 3 for r in rows)
