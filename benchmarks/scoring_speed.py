@@ -30,7 +30,6 @@ from lm_eval.models.hf_vlms import HFMultimodalLM
 from mllmu_tasks import docs
 from mllmu_tasks.backend import MLLMUVisionLM
 from mllmu_tasks.mini.tiny_vlm import build_tiny_vlm
-from mllmu_tasks.prompts import wrap_released
 from mllmu_tasks.sources import resolve_source
 
 GEN = {"until": ["\n\n"], "do_sample": False, "max_gen_toks": 50}
@@ -42,7 +41,7 @@ def requests_for(n: int) -> list[Instance]:
     out = []
     for kind in ("gen", "cloze", "cls"):
         for doc in docs.build_docs("retain", kind, "img", source, 10):
-            prompt = wrap_released(docs.doc_to_body(doc))
+            prompt = docs.doc_to_released_prompt(doc)
             out.append(Instance("generate_until", doc, (prompt, dict(GEN), {"visual": docs.doc_to_image(doc)}), 0))
     return out[:n]
 

@@ -13,9 +13,11 @@ Kinds: ``cls`` (multiple choice), ``gen`` (open generation), ``cloze``
 from __future__ import annotations
 
 import hashlib
+import io
 import logging
 
 import datasets
+from PIL import Image
 
 from . import prompts
 from .images import checked_image_bytes
@@ -39,6 +41,7 @@ DOC_FEATURES = datasets.Features({
     "kind": datasets.Value("string"),
     "modality": datasets.Value("string"),
     "question_index": datasets.Value("int32"),
+    "item_index": datasets.Value("int32"),
     "question": datasets.Value("string"),
     "option_keys": datasets.List(datasets.Value("string")),
     "options": datasets.List(datasets.Value("string")),
@@ -71,8 +74,14 @@ def test_image_index(profile_id: str, num_images: int) -> int:
     return int(hashlib.sha256(profile_id.encode("utf-8")).hexdigest(), 16) % num_images
 
 
-def _question_items(row: dict, kind: str, modality: str, where: dict) -> list[dict]:
-    """The raw question dicts of one row for a kind and modality, with schema checks."""
+def _question_items(row: dict, kind: str, modality: str, where: dict) -> list[tuple[int, dict]]:
+    """``(item_index, question dict)`` of one row for a kind and modality, with schema checks.
+
+    ``item_index`` is the position in the list the released code enumerates:
+    the modality's own list for classification (``Image_Textual_Questions`` /
+    ``Pure_Text_Questions``), the whole ``Generation_Task`` / ``Mask_Task``
+    list for the other kinds (both types mixed).
+    """
     if kind == "cls":
         field = "Classification_Task"
         task = row.get(field)
@@ -82,7 +91,7 @@ def _question_items(row: dict, kind: str, modality: str, where: dict) -> list[di
         items = task.get(sub)
         if items is None:
             raise SchemaError("missing", field=f"{field}.{sub}", **where)
-        return list(items)
+        return list(enumerate(items))
     field = "Generation_Task" if kind == "gen" else "Mask_Task"
     items = row.get(field)
     if items is None:
@@ -92,7 +101,7 @@ def _question_items(row: dict, kind: str, modality: str, where: dict) -> list[di
         if item.get("Type") not in (IMAGE_TEXTUAL, PURE_TEXT):
             raise SchemaError(f"Type {item.get('Type')!r} is neither {IMAGE_TEXTUAL!r} nor {PURE_TEXT!r}",
                               field=f"{field}[{i}].Type", **where)
-    return [item for item in items if item["Type"] == wanted]
+    return [(i, item) for i, item in enumerate(items) if item["Type"] == wanted]
 
 
 def _question_fields(item: dict, kind: str, field: str, where: dict) -> dict:
@@ -153,10 +162,10 @@ def row_docs(row: dict, row_index: int, *, set_name: str, config: str, kind: str
     image, index = _row_image(row, config, row_index, source) if modality == "img" else (None, -1)
     field_base = {"cls": "Classification_Task", "gen": "Generation_Task", "cloze": "Mask_Task"}[kind]
     docs = []
-    for q, item in enumerate(items):
-        fields = _question_fields(item, kind, f"{field_base}[{q}]", where)
+    for q, (i, item) in enumerate(items):
+        fields = _question_fields(item, kind, f"{field_base}[{i}]", where)
         docs.append({"ID": row["ID"], "set": set_name, "config": config, "row": row_index, "kind": kind,
-                     "modality": MODALITY_NAMES[modality], "question_index": q, **fields,
+                     "modality": MODALITY_NAMES[modality], "question_index": q, "item_index": i, **fields,
                      "images": [image] if image else [], "image_index": index})
     return docs
 
@@ -190,25 +199,33 @@ def build_docs(set_name: str, kind: str, modality: str, source: Source, forget_r
 
 
 def doc_to_image(doc: dict) -> list:
-    """lm-eval ``doc_to_image``: the document's images as a list of RGB ``PIL.Image`` (empty for text-only)."""
-    return [img.convert("RGB") for img in doc["images"]]
+    """lm-eval ``doc_to_image``: the document's images as a list of RGB ``PIL.Image`` (empty for text-only).
+
+    Takes a document as lm-eval holds it (decoded ``PIL`` images) or as
+    :func:`row_docs` returns it (checked ``{"bytes", "path"}`` cells).
+    """
+    return [Image.open(io.BytesIO(img["bytes"])).convert("RGB") if isinstance(img, dict) else img.convert("RGB")
+            for img in doc["images"]]
+
+
+def has_image(doc: dict) -> bool:
+    """Whether the document is an image+text question (its ``modality``; its images may be left out)."""
+    return doc["modality"] == MODALITY_NAMES["img"]
 
 
 def doc_to_body(doc: dict) -> str:
-    """The prompt body (no wrapper): image placeholders, question, options and instruction."""
-    kind = doc["kind"]
-    if kind == "cls":
-        body = prompts.classification_body(doc["question"], doc["options"], doc["option_keys"])
-    elif kind == "gen":
-        body = prompts.generation_body(doc["question"])
-    else:
-        body = prompts.cloze_body(doc["question"])
-    return prompts.with_image(body, len(doc["images"]))
+    """The released user body (:func:`mllmu_tasks.prompts.user_body`): ``<image>\n`` (image+text), question, instruction."""
+    return prompts.user_body(doc["kind"], doc["question"], has_image(doc), doc["option_keys"], doc["options"])
+
+
+def doc_to_released_prompt(doc: dict) -> str:
+    """The released zero-shot prompt of a document (:func:`mllmu_tasks.prompts.released_prompt`)."""
+    return prompts.released_prompt(doc["kind"], doc_to_body(doc), has_image(doc))
 
 
 def doc_to_question(doc: dict) -> str:
-    """Prompt of the likelihood-scored text variant: image placeholders and the bare question."""
-    return prompts.with_image(doc["question"], len(doc["images"]))
+    """Prompt of the likelihood-scored text variant: ``<image>\n`` (image+text) and the bare question."""
+    return (prompts.IMAGE_PLACEHOLDER + "\n" if has_image(doc) else "") + doc["question"]
 
 
 def doc_to_option_keys(doc: dict) -> list[str]:

@@ -6,7 +6,7 @@ reports classification and cloze accuracy in % (multiply by 100).
 - Classification (Liu et al. 2025, released evaluation): the first
   character of the answer, upper-cased, is the prediction if it is an option
   key (:func:`first_letter`, metric ``acc``). :func:`robust_letter`
-  (``acc_robust``) also reads "(B)", "Answer: b", "B. Paris", "The answer is B"
+  (``acc_robust``) also reads "(B)", "**B**", "Answer: b", "B. Paris", "The answer is B"
   and an answer that states exactly one option's text.
 - Generation: ROUGE-1/2/L F-measure of ``rouge_score`` with the Porter
   stemmer (Lin 2004), and sentence BLEU of NLTK over whitespace tokens with
@@ -37,24 +37,25 @@ def robust_letter(answer: str, keys: list[str], options: list[str]) -> str | Non
     """Option key stated by a free-form answer, or None when none or several are stated.
 
     Recognised, in this order (the first rule that finds exactly one key
-    decides): a bare key with optional brackets/punctuation ("B", "(b)",
-    "B."); "answer/option/choice is/: B" (a lower-case key only at the end,
+    decides): a bare key with optional brackets/punctuation, alone on the
+    first line ("B", "(b)", "B.", "B\n\nUSER: ..."); "answer/option/choice is/: B" (a lower-case key only at the end,
     so that "the answer is a doctor" is not read as A); a leading upper-case
     key followed by a delimiter ("B. Paris", "B) Paris", "(B) Paris",
     "B: Paris"); a bracketed key anywhere ("... (C)"); exactly one option's
     text in the answer, case-insensitive, where an option whose text lies
-    inside another stated option's text does not count.
+    inside another stated option's text does not count. Markdown bold is
+    read as plain text first ("**B**", "The answer is **B**.").
 
     Args:
         answer: the generated text.
         keys: option keys, e.g. ``["A", "B", "C", "D"]`` (upper case).
         options: option texts, aligned with ``keys``.
     """
-    text = answer.strip()
+    text = re.sub(r"\*\*(.+?)\*\*", r"\1", answer.strip())  # Markdown bold: "**B**", "The answer is **B**."
     upper = "[" + "".join(re.escape(k.upper()) for k in keys) + "]"
     lower = upper.lower()
     patterns = (
-        (rf"^[\(\[]?({upper})[\)\]]?[.:]?$", re.IGNORECASE),
+        (rf"^[\(\[]?({upper})[\)\]]?[.:]?(?:\n|$)", re.IGNORECASE),
         (rf"{_ANSWER_IS}[\(\[]?({upper})\b", 0),
         (rf"{_ANSWER_IS}[\(\[]?({lower})[\)\]]?\.?$", 0),
         (rf"^[\(\[]?({upper})[\)\].:]\s", 0),
@@ -115,5 +116,10 @@ def score(doc: dict, answer: str) -> dict[str, float]:
 
 
 def process_results(doc: dict, results: list[str]) -> dict[str, float]:
-    """lm-eval ``process_results`` for ``generate_until``: ``results[0]`` is the generated text."""
-    return score(doc, results[0])
+    """lm-eval ``process_results`` for ``generate_until``: ``results[0]`` is the generated text.
+
+    The answer is cut as released (:func:`mllmu_tasks.prompts.cut_answer`:
+    before the model's own first ``ASSISTANT:``, stripped) and then scored.
+    """
+    from .prompts import cut_answer
+    return score(doc, cut_answer(results[0]))

@@ -104,7 +104,9 @@ def resolve_forget_ratio(forget_ratio: int | str | None = None) -> int:
 
 
 #: The suite's own ``--metadata`` keys.
-SETTING_KEYS = ("source", "forget_ratio")
+SETTING_KEYS = ("source", "forget_ratio", "model_family", "fewshot_seed")
+#: Model families of the released evaluation rules (:mod:`mllmu_tasks.family`).
+MODEL_FAMILIES = ("llava", "idefics2")
 
 
 @dataclass(frozen=True)
@@ -120,7 +122,8 @@ def resolve_settings(metadata: dict | None) -> Settings:
 
     Raises:
         SettingsError: a key that looks like a misspelt setting (``forget_ratios``,
-            ``sources``), or an invalid forget ratio.
+            ``sources``), an invalid forget ratio, a ``model_family`` other than
+            llava/idefics2, a ``fewshot_seed`` that is not an integer.
         FileNotFoundError: a local source that is not a directory.
     """
     metadata = metadata or {}
@@ -128,6 +131,12 @@ def resolve_settings(metadata: dict | None) -> Settings:
         close = difflib.get_close_matches(key, SETTING_KEYS, n=1, cutoff=0.8)
         if key not in SETTING_KEYS and close:
             raise SettingsError(f"unknown --metadata key {key!r}: did you mean {close[0]!r}?")
+    family = metadata.get("model_family")
+    if family is not None and family not in MODEL_FAMILIES:
+        raise SettingsError(f"--metadata model_family must be one of {MODEL_FAMILIES}, got {family!r}")
+    seed = metadata.get("fewshot_seed")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+        raise SettingsError(f"--metadata fewshot_seed must be an integer, got {seed!r}")
     return Settings(resolve_source(metadata.get("source")), resolve_forget_ratio(metadata.get("forget_ratio")))
 
 

@@ -1,144 +1,171 @@
-"""The lm-eval task class behind every MLLMU leaf task.
+"""The lm-eval task classes behind every MLLMU leaf task.
 
-Each leaf YAML names ``class: !function mllmu_tasks.task.MLLMUTask`` and its
-``dataset_kwargs`` (``set``, ``kind``, ``modality``). The class:
+Each leaf YAML names its class and its ``dataset_kwargs`` (``set``,
+``kind``, ``modality``):
 
-- loads the documents from the source chosen by ``--metadata`` or the
-  environment (:mod:`mllmu_tasks.sources`), and records the resolved
-  ``source`` and ``forget_ratio`` in the task's metadata, which lm-eval
-  writes into the results JSON (``configs.<task>.metadata``);
-- renders zero-shot prompts with the released LLaVA wrapper
-  (``USER: ...\\nASSISTANT:``) when no chat template is applied, and the bare
-  prompt body as the user turn under ``--apply_chat_template``.
+- :class:`MLLMUTask` (``mllmu_*``, the default): the paper protocol, as the
+  released ``eval.py`` runs it: classification and cloze few-shot with the
+  released demonstrations (:mod:`mllmu_tasks.fewshot`), their profiles'
+  questions not scored, generation zero-shot; the released prompt strings
+  (:mod:`mllmu_tasks.prompts`); greedy, 50 new tokens (5 for Idefics2
+  text-only classification), the answer cut at the model's own first
+  ``ASSISTANT:`` and stripped (:func:`mllmu_tasks.metrics.process_results`).
+- :class:`MLLMUZeroShotTask` (``mllmu-zs_*`` and the likelihood tasks
+  ``mllmu-ll_*``): the same strings, zero-shot, every question scored.
+
+Both record in the task's metadata (written by lm-eval into the results
+JSON, ``configs.<task>.metadata``): ``source``, ``forget_ratio``,
+``model_family``, ``protocol``, ``fewshot_seed``, ``demo_profiles``,
+``demo_questions`` and ``scored_questions``. Without a chat template the
+prompt is the released string; with ``--apply_chat_template`` (a variant,
+not the paper protocol) each demonstration becomes a user/assistant pair and
+the question the last user turn, rendered by the model's own template.
 """
 
 from __future__ import annotations
 
-import random
+import logging
 
 from lm_eval.api.task import ConfigurableTask
 
-from . import docs, prompts
-from .sources import SettingsError, resolve_settings
+from . import docs, fewshot
+from .family import resolve_model_family
+from .schema import FULL_CONFIG, forget_config
+from .sources import SettingsError, load_config, profile_ids, resolve_settings
 
-#: Released few-shot defaults (demonstration profiles per prompt), by model family; the count is always explicit.
-RELEASED_DEMO_PROFILES = {"idefics2": 1, "llava": 1}
-DEFAULT_FEWSHOT_SEED = 1234
+log = logging.getLogger(__name__)
+
+#: New-token limit of Idefics2 text-only classification in the released code (every other prompt: 50).
+IDEFICS2_TEXT_CLS_MAX_TOKENS = 5
 
 
 class MLLMUTask(ConfigurableTask):
-    """A zero-shot MLLMU-Bench task (one set x kind x modality)."""
+    """One MLLMU-Bench leaf task (set x kind x modality) under the paper protocol (released few-shot)."""
 
-    VERSION = 1.0
+    VERSION = 2.0
+    #: ``released``: classification and cloze few-shot as released; ``zero-shot``: no demonstrations.
+    PROTOCOL = "released"
 
     def __init__(self, config: dict | None = None) -> None:
         """``config``: the leaf YAML as a dict (lm-eval passes its ``class`` key too, dropped here)."""
+        self._unscored: list | None = None
         super().__init__(config={k: v for k, v in (config or {}).items() if k != "class"})
+        if self._unscored is not None:
+            # lm-eval checks one document at construction; only then is the task emptied
+            self.dataset["test"] = self.task_docs = self.dataset["test"].select([])
 
     def download(self, dataset_kwargs: dict | None = None, **kwargs) -> None:
-        """Build the documents; ``dataset_kwargs`` = ``{"set", "kind", "modality"}``.
+        """Build the documents and the demonstrations; ``dataset_kwargs`` = ``{"set", "kind", "modality"}``.
 
         Raises:
-            ValueError, FileNotFoundError, SchemaError: see
-                :func:`mllmu_tasks.docs.build_docs` and :mod:`mllmu_tasks.sources`.
+            ValueError, FileNotFoundError, SchemaError, SettingsError: see
+                :func:`mllmu_tasks.docs.build_docs`, :mod:`mllmu_tasks.sources`
+                and :func:`mllmu_tasks.family.resolve_model_family`.
+            SettingsError: the backend's ``max_images`` (from ``--model_args``)
+                is below the images a few-shot prompt shows.
         """
         metadata = self.config.metadata if isinstance(self.config.metadata, dict) else {}
         settings = resolve_settings(metadata)
-        metadata.update(source=str(settings.source), forget_ratio=settings.forget_ratio)
-        self.config.metadata = metadata
+        family = resolve_model_family(metadata)
         spec = dict(self.config.dataset_kwargs or {})
-        self.dataset = {"test": docs.build_docs(spec["set"], spec["kind"], spec["modality"], settings.source,
-                                                settings.forget_ratio)}
+        set_name, kind, modality = spec["set"], spec["kind"], spec["modality"]
+        seed = int(metadata.get("fewshot_seed", fewshot.DEFAULT_FEWSHOT_SEED))
+        table = full_table = docs.build_docs(set_name, kind, modality, settings.source, settings.forget_ratio)
+        self._demos = fewshot.Demonstrations()
+        if self.PROTOCOL == "released" and kind in fewshot.FEWSHOT_KINDS:
+            self._demos = self._released_demonstrations(set_name, kind, modality, family, seed, settings)
+            table = table.filter(self._demos.scored) if self._demos.skip else table
+        max_images = metadata.get("max_images")
+        if self._demos.images and max_images is not None and len(self._demos.images) + 1 > int(max_images):
+            raise SettingsError(f"{self.config.task}: the released few-shot prompt shows {len(self._demos.images) + 1} "
+                                f"images (one per demonstration question, then the question's) but the backend takes "
+                                f"max_images={max_images}; raise it in --model_args")
+        if family == "idefics2" and kind == "cls" and modality == "txt":
+            self.config.generation_kwargs = {**(self.config.generation_kwargs or {}),
+                                             "max_gen_toks": IDEFICS2_TEXT_CLS_MAX_TOKENS}
+        metadata.update(source=str(settings.source), forget_ratio=settings.forget_ratio, model_family=family,
+                        protocol=self.PROTOCOL, fewshot_seed=seed, demo_profiles=self._demos.profiles,
+                        demo_questions=len(self._demos.turns), scored_questions=len(table))
+        self.config.metadata = metadata
+        if not len(table):
+            log.warning("MLLMU %s: no scored questions (every profile of the set is a demonstration profile: %s); "
+                        "the task reports no score", self.config.task, self._demos.profiles)
+            self._unscored, table = self._demos.profiles, full_table
+        self.dataset = {"test": table}
 
-    def fewshot_context(self, doc: dict, num_fewshot: int, system_instruction: str | None = None,
-                        apply_chat_template: bool = False, fewshot_as_multiturn: bool = False,
-                        chat_template=None, gen_prefix: str | None = None) -> str:
-        """Zero-shot prompt: released wrapper without a chat template, the model's template with one.
+    def build_all_requests(self, *args, **kwargs) -> None:
+        """lm-eval's request building; a task with no scored question builds none (lm-eval would raise)."""
+        if self._unscored is not None:
+            self._instances = []
+            return
+        super().build_all_requests(*args, **kwargs)
 
-        Raises:
-            ValueError: ``num_fewshot`` > 0 (lm-eval's sampler cannot show
-                demonstration images; these tasks are zero-shot).
+    def apply_filters(self):
+        """lm-eval's filters; nothing to filter in a task with no scored question.
+
+        lm-eval 0.4.13's evaluator then reads ``instances[0].filtered_resps``
+        (it assumes every task has a request): such a task now shows one
+        placeholder with no responses, so no metric is computed and the
+        results JSON holds no score for it (and its groups average the others).
         """
-        if num_fewshot:
-            raise ValueError(f"{self.config.task} is a zero-shot MLLMU task; run it with --num_fewshot 0")
-        if apply_chat_template and chat_template is not None:
-            return super().fewshot_context(doc, 0, system_instruction, apply_chat_template,
-                                           fewshot_as_multiturn, chat_template, gen_prefix)
-        body = docs.doc_to_body(doc)
-        if system_instruction:
-            body = f"{system_instruction}\n{body}"
-        return prompts.wrap_released(body)
+        if self._unscored is None:
+            return super().apply_filters()
+        self._instances = [_NoRequest()]
+        return None
 
-
-class MLLMUFewShotTask(MLLMUTask):
-    """The released few-shot protocol, seeded: demonstration profiles with their own images.
-
-    ``--metadata`` keys: ``num_demo_profiles`` (N, default 1; the released
-    code used 1 for Idefics2 and 1 or 2 for LLaVA: :data:`RELEASED_DEMO_PROFILES`)
-    and ``fewshot_seed`` (default 1234). N profiles are drawn with
-    ``random.Random(f"{seed}-{set}-{forget_ratio}")`` from the evaluated set's
-    profiles; each contributes all its questions of the task (kind and
-    modality) as answered turns, its image shown once before its first
-    question, and none of its questions is scored. With images, N + 1 must not
-    exceed the backend's ``max_images`` (read from ``--model_args``). The
-    chosen IDs are recorded as ``demo_profiles`` in the results JSON.
-    """
-
-    def download(self, dataset_kwargs: dict | None = None, **kwargs) -> None:
-        """Build the documents, draw the demonstration profiles, drop their questions from scoring.
-
-        Raises:
-            SettingsError: N < 1, N not below the set's profile count, or N + 1 > ``max_images``.
-        """
-        super().download(dataset_kwargs, **kwargs)
-        meta = self.config.metadata
-        n, seed = int(meta.get("num_demo_profiles", 1)), int(meta.get("fewshot_seed", DEFAULT_FEWSHOT_SEED))
-        table = self.dataset["test"]
-        ids = sorted(set(table["ID"]))
-        if not 1 <= n < len(ids):
-            raise SettingsError(f"{self.config.task}: num_demo_profiles must be between 1 and {len(ids) - 1} "
-                                f"(the set has {len(ids)} profiles), got {n}")
-        with_images = bool(len(table) and table[0]["images"])
-        max_images = meta.get("max_images")
-        if with_images and max_images is not None and n + 1 > int(max_images):
-            raise SettingsError(f"{self.config.task}: {n} demonstration profiles + the question need {n + 1} images "
-                                f"but the backend takes max_images={max_images}")
-        spec = self.config.dataset_kwargs or {}
-        demo_ids = sorted(random.Random(f"{seed}-{spec.get('set')}-{meta['forget_ratio']}").sample(ids, n))
-        self._demos = [[d for d in table if d["ID"] == pid] for pid in demo_ids]
-        self.dataset = {"test": table.filter(lambda d: d["ID"] not in demo_ids)}
-        meta.update(num_demo_profiles=n, fewshot_seed=seed, demo_profiles=demo_ids)
+    def _released_demonstrations(self, set_name: str, kind: str, modality: str, family: str, seed: int,
+                                 settings) -> fewshot.Demonstrations:
+        """Draw the demonstration profiles and build their blocks from ``Full_Set`` (:mod:`mllmu_tasks.fewshot`)."""
+        pool_config = forget_config(settings.forget_ratio) if set_name == "test" else \
+            docs.set_config(set_name, settings.forget_ratio)
+        id_pool = profile_ids(pool_config, settings.source)
+        drawn = fewshot.draw_demo_profiles(id_pool, fewshot.demo_count(kind, family), seed, set_name, kind,
+                                           settings.forget_ratio)
+        full_docs = []
+        for row_index, row in enumerate(load_config(FULL_CONFIG, settings.source)):
+            if row.get("ID") in drawn:
+                full_docs += docs.row_docs(row, row_index, set_name="fewshot", config=FULL_CONFIG, kind=kind,
+                                           modality=modality, source=settings.source)
+        celebrity_cls = set_name == "celebrity" and kind == "cls"
+        if celebrity_cls and full_docs:
+            log.warning("MLLMU %s: %s", self.config.task, fewshot.CELEBRITY_CLS_NOTE)
+        return fewshot.build_demonstrations(full_docs, drawn, show_text=not celebrity_cls,
+                                            pass_images=modality == "img")
 
     def doc_to_image(self, doc, doc_to_image=None) -> list:
-        """Each demonstration profile's image, in order, then the question's own image."""
-        demos = [docs.doc_to_image(profile[0])[0] for profile in self._demos if profile[0]["images"]]
-        return demos + docs.doc_to_image(doc)
-
-    def _turns(self, doc: dict) -> list[tuple[str, str]]:
-        """``(role, text)`` turns: every demonstration question answered, then the question asked."""
-        turns = []
-        for profile in self._demos:
-            for i, demo in enumerate(profile):
-                body = docs.doc_to_body(demo if i == 0 else {**demo, "images": []})
-                turns += [("user", body), ("assistant", demo["answer"])]
-        return turns + [("user", docs.doc_to_body(doc))]
+        """The demonstration images (one per image+text demonstration question), then the question's own."""
+        return self._demos.images + docs.doc_to_image(doc) if docs.has_image(doc) else []
 
     def fewshot_context(self, doc: dict, num_fewshot: int, system_instruction: str | None = None,
                         apply_chat_template: bool = False, fewshot_as_multiturn: bool = False,
                         chat_template=None, gen_prefix: str | None = None) -> str:
-        """Demonstrations as earlier turns: the released ``USER: ...\nASSISTANT: ...`` layout, or the chat template.
+        """The released prompt (demonstrations + target), or the same turns through the model's chat template.
 
         Raises:
-            ValueError: ``num_fewshot`` > 0 (the demonstrations come from ``num_demo_profiles``).
+            ValueError: ``num_fewshot`` > 0 (the demonstrations are the released
+                protocol's own, not lm-eval's sampler, which cannot show their images).
         """
         if num_fewshot:
-            raise ValueError(f"{self.config.task}: set the demonstrations with --metadata num_demo_profiles, "
-                             f"not --num_fewshot")
-        turns = self._turns(doc)
+            raise ValueError(f"{self.config.task}: the MLLMU tasks build their own demonstrations (the released "
+                             f"few-shot protocol); run with --num_fewshot 0 (or leave it out)")
         if apply_chat_template and chat_template is not None:
-            messages = ([{"role": "system", "content": system_instruction}] if system_instruction else []) + \
-                [{"role": role, "content": text} for role, text in turns]
-            return chat_template(messages)
-        text = "".join(f"USER: {t}\n" if role == "user" else f"ASSISTANT: {t}\n" for role, t in turns[:-1])
+            messages = [{"role": "system", "content": system_instruction}] if system_instruction else []
+            for body, answer in self._demos.turns:
+                messages += [{"role": "user", "content": body}, {"role": "assistant", "content": answer}]
+            messages.append({"role": "user", "content": docs.doc_to_body(doc)})
+            return chat_template(messages, add_generation_prompt=True)
         prefix = f"{system_instruction}\n" if system_instruction else ""
-        return prefix + text + prompts.wrap_released(turns[-1][1])
+        return prefix + self._demos.prefix + docs.doc_to_released_prompt(doc)
+
+
+class _NoRequest:
+    """Stands for the requests of a task with no scored question: nothing to filter, nothing to score."""
+
+    doc_id, idx, filtered_resps = -1, 0, {}
+
+
+class MLLMUZeroShotTask(MLLMUTask):
+    """The same released strings, zero-shot: no demonstrations, every question scored (``mllmu-zs_*``)."""
+
+    PROTOCOL = "zero-shot"
+

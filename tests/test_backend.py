@@ -14,7 +14,6 @@ from transformers import AutoTokenizer
 from mllmu_tasks import docs
 from mllmu_tasks.backend import GeneratedStopStrings, MLLMUVisionLM, no_per_batch_gc
 from mllmu_tasks.mini.tiny_vlm import build_tiny_vlm
-from mllmu_tasks.prompts import wrap_released
 from mllmu_tasks.sources import resolve_source
 
 GEN = {"until": ["\n\n"], "do_sample": False, "max_gen_toks": 12}
@@ -28,7 +27,7 @@ def tiny_vlm(tmp_path_factory):
 def requests(modality, n=6, gen=GEN):
     out = []
     for doc in docs.build_docs("retain", "gen", modality, resolve_source("mini"), 10).select(range(n)):
-        args = (wrap_released(docs.doc_to_body(doc)), dict(gen))
+        args = (docs.doc_to_released_prompt(doc), dict(gen))
         if modality == "img":
             args += ({"visual": docs.doc_to_image(doc)},)
         out.append(Instance("generate_until", doc, args, 0))

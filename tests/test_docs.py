@@ -28,7 +28,7 @@ def test_forget_cls_img_documents(small_bench):
     assert len(images) == 1 and images[0].mode == "RGB" and images[0].getpixel((0, 0)) == (0, 0, 255)
     body = docs.doc_to_body(doc)
     assert body == ("<image>\nWhat is this person's job?\nA: painter\nB: nurse\nC: pilot\nD: chef\n"
-                    + prompts.CLASSIFICATION_INSTRUCTION)
+                    "Just give ONE letter representing the answer directly.")
 
 
 def test_text_only_documents_have_no_image(small_bench):
@@ -42,7 +42,8 @@ def test_text_only_documents_have_no_image(small_bench):
 def test_cloze_prompt_shows_blank(small_bench):
     doc = docs.build_docs("celebrity", "cloze", "img", src(small_bench), 5)[0]
     assert doc["answer"] == "actor"
-    assert docs.doc_to_body(doc).endswith("This person works as a [Blank].")
+    assert docs.doc_to_body(doc) == ("<image>\nThis person works as a [Blank].\n"
+                                     "Please **ONLY** provide the correct answer that should replace the [Blank].")
 
 
 def test_test_set_keeps_forget_ids_and_chooses_image_by_id(small_bench):

@@ -79,10 +79,18 @@ def test_whole_suite_on_mini_benchmark(tiny_vlm, tmp_path):
         metric = {"cls": "acc", "gen": "rougeL", "cloze": "cloze_acc"}[logged[0]["doc"]["kind"]]
         mean = sum(s[metric] for s in logged) / len(logged)
         assert results["results"][task][f"{metric},none"] == pytest.approx(mean)
-        # prompts: the released wrapper; images only in image+text tasks
-        prompt = logged[0]["arguments"]["gen_args_0"]["arg_0"]
-        assert prompt.startswith("USER: ") and prompt.endswith("\nASSISTANT:")
+        # prompts: the released layout; images only in image+text tasks, one per <image>
+        args = logged[0]["arguments"]["gen_args_0"]
+        prompt = args["arg_0"]
+        assert prompt.startswith("USER:") and prompt.endswith("\nASSISTANT: " if "_gen_img" in task else "\nASSISTANT:")
         assert ("<image>" in prompt) == task.endswith("_img")
+        if task.endswith("_img"):
+            assert len(args["arg_2"]["visual"]) == prompt.count("<image>") == 1 + meta["demo_questions"]
+        # classification and cloze are few-shot (the released demonstrations), generation zero-shot
+        # (the mini benchmark's celebrities are not in Full_Set: no demonstration to show)
+        assert (meta["demo_questions"] > 0) == ("_gen_" not in task and "celebrity" not in task)
+        if "_gen_" not in task:
+            assert not {s["doc"]["ID"] for s in logged} & set(meta["demo_profiles"])
     # a set group's acc is the size-weighted mean of its two classification tasks
     forget = [results["results"][f"mllmu_forget_cls_{m}"]["acc,none"] for m in ("img", "txt")]
     assert results["results"]["mllmu-forget"]["acc,none"] == pytest.approx(sum(forget) / 2)
@@ -91,16 +99,23 @@ def test_whole_suite_on_mini_benchmark(tiny_vlm, tmp_path):
 def test_chat_template_prompts(tiny_vlm, tmp_path):
     out = tmp_path / "out"
     run_cli(["--model", "mllmu-vlm", "--model_args", f"pretrained={tiny_vlm}", "--device", "cpu",
-             "--tasks", "mllmu_forget_cls_img", "mllmu_forget_gen_txt", "--apply_chat_template",
-             "--metadata", json.dumps({"source": "mini"}), "--limit", "1", "--output_path", str(out),
-             "--log_samples"], cwd=tmp_path)
-    _, samples = load_results(out)
-    cls_doc = samples["mllmu_forget_cls_img"][0]
-    body = docs.doc_to_body(cls_doc["doc"] | {"images": [None]})
-    # the tiny model's LLaVA-1.5 template renders the same text as the released wrapper
+             "--tasks", "mllmu-zs_forget_cls_img", "mllmu_forget_gen_txt", "mllmu_forget_cls_img",
+             "--apply_chat_template", "--metadata", json.dumps({"source": "mini"}), "--limit", "1",
+             "--output_path", str(out), "--log_samples"], cwd=tmp_path)
+    results, samples = load_results(out)
+    cls_doc = samples["mllmu-zs_forget_cls_img"][0]
+    body = docs.doc_to_body(cls_doc["doc"])
+    # the tiny model's LLaVA-1.5 template renders the user body as the released layout does
     assert cls_doc["arguments"]["gen_args_0"]["arg_0"] == f"USER: {body}\nASSISTANT:"
     gen_doc = samples["mllmu_forget_gen_txt"][0]
     assert gen_doc["arguments"]["gen_args_0"]["arg_0"] == f"USER: {docs.doc_to_body(gen_doc['doc'])}\nASSISTANT:"
+    # few-shot through the template: each demonstration a user turn and an answered assistant turn
+    fs = samples["mllmu_forget_cls_img"][0]
+    n = results["configs"]["mllmu_forget_cls_img"]["metadata"]["demo_questions"]
+    prompt = fs["arguments"]["gen_args_0"]["arg_0"]
+    assert n == 5 and prompt.count("</s>") == n and prompt.count("<image>") == n + 1
+    assert prompt.endswith(f"</s>USER: {docs.doc_to_body(fs['doc'])}\nASSISTANT:") and "Correct Answer" not in prompt
+    assert len(fs["arguments"]["gen_args_0"]["arg_2"]["visual"]) == n + 1
 
 
 def test_text_only_tasks_on_a_text_only_model(tiny_lm, tmp_path):
@@ -155,9 +170,10 @@ def test_scores_from_a_local_hub_layout_mirror(tiny_vlm, tmp_path):
     forget_ids = set(bench["forget_15"]["ID"])
     assert len(forget_ids) == 1  # round(8 * 0.15)
     assert results["configs"]["mllmu_forget_gen_img"]["metadata"]["source"] == f"local:{mirror.resolve()}"
-    for task in ("mllmu_forget_gen_img", "mllmu_test_cls_txt"):
-        assert {s["doc"]["ID"] for s in samples[task]} == forget_ids
-    assert len(samples["mllmu_test_cls_txt"]) == 5  # five text-only questions per profile
+    assert {s["doc"]["ID"] for s in samples["mllmu_forget_gen_img"]} == forget_ids
+    # the only forget profile is the test set's classification demonstration: nothing left to score
+    assert results["configs"]["mllmu_test_cls_txt"]["metadata"]["demo_profiles"] == sorted(forget_ids)
+    assert results["results"]["mllmu_test_cls_txt"]["sample_len"] == 0
 
 
 @pytest.mark.parametrize("metadata,message", [

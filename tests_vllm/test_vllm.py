@@ -37,7 +37,7 @@ def checkpoints(tmp_path_factory):
     return vanilla, unlearned
 
 
-def evaluate(model, pretrained, tasks, out, extra=(), limit=16, meta=META, max_images=1, max_model_len=1024):
+def evaluate(model, pretrained, tasks, out, extra=(), limit=16, meta=META, max_images=8, max_model_len=2048):
     """Score ``tasks`` through ``mllmu-eval``; return (results JSON, {(task, doc_id): logged sample}).
 
     vLLM backends run float32, eager, with ``max_model_len`` tokens (and ``max_images`` per prompt for vllm-vlm).
@@ -121,13 +121,15 @@ def test_unlearned_checkpoint_under_vllm_with_chat_template(checkpoints, tmp_pat
     assert prompt.startswith("USER: <image>\n") and prompt.endswith("ASSISTANT:")
 
 
-def test_fewshot_with_demonstration_images_under_vllm(checkpoints, tmp_path):
+def test_released_fewshot_with_demonstration_images_under_vllm(checkpoints, tmp_path):
+    """The paper protocol's classification: one copy of the demonstration image per demonstration question."""
     vanilla, _ = checkpoints
-    task = "mllmu-fs_retain_cls_img"
-    meta = json.dumps({"source": "mini", "forget_ratio": 10, "num_demo_profiles": 2, "fewshot_seed": 5})
-    results, samples = evaluate("vllm-vlm", vanilla, [task], tmp_path / "out", limit=4, meta=meta, max_images=3,
-                                max_model_len=2048)
+    task = "mllmu_retain_cls_img"
+    meta = json.dumps({"source": "mini", "forget_ratio": 10, "fewshot_seed": 5})
+    results, samples = evaluate("vllm-vlm", vanilla, [task], tmp_path / "out", limit=4, meta=meta)
     rows = list(samples.values())
-    demo_ids = results["configs"][task]["metadata"]["demo_profiles"]
-    assert len(rows) == 4 and not {r["doc"]["ID"] for r in rows} & set(demo_ids)
-    assert all(r["arguments"]["gen_args_0"]["arg_0"].count("<image>") == 3 for r in rows)
+    meta = results["configs"][task]["metadata"]
+    assert len(rows) == 4 and not {r["doc"]["ID"] for r in rows} & set(meta["demo_profiles"])
+    assert meta["demo_questions"] == 5
+    assert all(r["arguments"]["gen_args_0"]["arg_0"].count("<image>") == 6 for r in rows)
+    assert all(len(r["arguments"]["gen_args_0"]["arg_2"]["visual"]) == 6 for r in rows)

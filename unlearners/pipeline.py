@@ -57,8 +57,9 @@ from .probe import generation_rouge_l, swapped_portraits_mirror
 from .scoring import score
 
 MODALITIES = ("image+text", "text-only")
-#: The identity check: the forget set's image+text tasks, each portrait swapped for another profile's.
-IDENTITY_TASKS = ["mllmu_forget_cls_img", "mllmu_forget_gen_img", "mllmu_forget_cloze_img"]
+#: The identity check: the forget set's image+text tasks, each portrait swapped for another profile's
+#: (zero-shot: the swapped copy holds only the forget set, and demonstrations would show unswapped portraits).
+IDENTITY_TASKS = ["mllmu-zs_forget_cls_img", "mllmu-zs_forget_gen_img", "mllmu-zs_forget_cloze_img"]
 
 
 @dataclass
@@ -221,7 +222,7 @@ def identity_lines(vanilla: dict, identity: dict) -> list[str]:
     lines = ["Identity check (vanilla model, forget set, image+text; portraits swapped between profiles):", "",
              "| task | own portraits | swapped portraits |", "|---|---:|---:|"]
     for task in IDENTITY_TASKS:
-        kind = task.split("_")[2]
+        kind = task.split("_")[2]  # mllmu-zs_forget_<kind>_img
         metric = f"{report.HEADLINE[kind]},none"
         own, swapped = vanilla["results"][task][metric], identity["results"][task][metric]
         fmt = (lambda v: f"{v:.3f}") if kind == "gen" else (lambda v: f"{100 * v:.1f} %")
@@ -295,8 +296,9 @@ def run_pipeline(cfg: PipelineConfig, log=print) -> str:
         if cfg.text_jsonl:
             work = lambda f=folder, t=target: probe_scores(cfg, f, t)  # noqa: E731
         else:
-            work = lambda f=folder, t=target: score(f, ["mllmu"], cfg.source, cfg.forget_ratio, t,  # noqa: E731
-                                                    cfg.score_batch_size, cfg.device, cfg.score_limit)
+            tasks = ["mllmu", *IDENTITY_TASKS] if name == "vanilla" else ["mllmu"]  # own portraits, zero-shot
+            work = lambda f=folder, t=target, ts=tasks: score(f, ts, cfg.source, cfg.forget_ratio, t,  # noqa: E731
+                                                              cfg.score_batch_size, cfg.device, cfg.score_limit)
         manifest.run(f"score/{slug}", target, settings, [stage], work)
         results[name] = json.loads(target.read_text())
     if not cfg.text_jsonl:

@@ -14,6 +14,8 @@ def score(checkpoint: str | Path, tasks: list[str], source: str, forget_ratio: i
           batch_size: int = 32, device: str = "cpu", limit: int | None = None) -> dict:
     """Score ``checkpoint`` with ``mllmu-vlm`` on ``tasks``; write lm-eval's results dict to ``out_json``.
 
+    The model family of the released rules is read from the checkpoint (:mod:`mllmu_tasks.family`).
+
     Returns:
         The results dict (``results``, ``groups``, ``configs``, ...), samples left out.
     """
@@ -23,7 +25,7 @@ def score(checkpoint: str | Path, tasks: list[str], source: str, forget_ratio: i
 
     register()
     manager = TaskManager(include_path=TASKS_DIR, include_defaults=False,
-                          metadata={"source": source, "forget_ratio": forget_ratio})
+                          metadata={"source": source, "forget_ratio": forget_ratio, "pretrained": str(checkpoint)})
     results = simple_evaluate(model="mllmu-vlm", model_args={"pretrained": str(checkpoint), "device": device},
                               tasks=tasks, task_manager=manager, batch_size=batch_size, limit=limit)
     results.pop("samples", None)
