@@ -134,3 +134,26 @@ def test_interrupted_run_resumes_to_the_same_result(finished, small_source, tmp_
                 if isinstance(value, float) and "stderr" not in key:
                     assert a[task][key] == pytest.approx(value, abs=1e-9), (name, task, key)
     assert re.search(r"finished in \d+ s", stdout)
+
+
+def test_released_protocol_pipeline(small_source, tmp_path):
+    """--protocol released: vanilla on the ft_Data pairs alone, a retain-only NPO reference from the pre-trained
+    model, image+text unlearning only, every training stage recorded as released."""
+    out = tmp_path / "released"
+    # the last of a repeated flag wins: NPO, both modalities asked for, one question per task
+    args = [*SMALL, "--methods", "npo", "--modalities", "image+text,text-only", "--score_limit", "1",
+            "--protocol", "released"]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    proc = subprocess.run([sys.executable, "-m", "unlearners.pipeline", "--out_dir", str(out), "--source",
+                           small_source, *args], env=env, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert {"reference", "unlearn/npo-image+text"} <= set(manifest) and "unlearn/npo-text-only" not in manifest
+    assert "image+text unlearning only" in proc.stdout
+    for stage in ("vanilla", "reference", "unlearn/npo-image+text"):
+        card = json.loads((out / stage / "unlearn_config.json").read_text())
+        assert card["protocol"] == "released", stage
+    npo = json.loads((out / "unlearn" / "npo-image+text" / "unlearn_config.json").read_text())
+    assert npo["reference_model"] == str(out / "reference")
+    reference = json.loads((out / "reference" / "unlearn_config.json").read_text())
+    assert reference["base_model"] == str(out / "pretrain") and reference["data"].startswith("retain profiles only")

@@ -18,6 +18,8 @@ from pathlib import Path
 
 from transformers import set_seed
 
+from mllmu_tasks.family import checkpoint_model_type
+
 from . import __version__
 from .checkpoint import (check_output_dir, discard_staging, prepare_staging, publish, save_model, staging_dir,
                          write_card)
@@ -28,6 +30,8 @@ from .methods import Method, MethodConfig, get_method
 from .model import (adapter_disabled_reference, apply_lora, freeze_parts, frozen_copy_reference, load_model,
                     pick_dtype)
 from .methods.losses import forward_logits
+from .released import (SEQUENTIAL_PASS_METHODS, ReleasedCollator, SequentialPasses, check_released,
+                       released_layout, released_optimizer_defaults)
 from .trainer import UnlearnTrainer
 
 #: Which profiles each stream holds (``train`` follows ``DataArguments.train_subset``).
@@ -65,7 +69,7 @@ def settings_of(method: Method, margs: ModelArguments, data: DataArguments, targ
             "learning_rate": targs.learning_rate, "num_train_epochs": targs.num_train_epochs,
             "max_steps": targs.max_steps, "per_device_train_batch_size": targs.per_device_train_batch_size,
             "gradient_accumulation_steps": targs.gradient_accumulation_steps, "seed": targs.seed,
-            "world_size": targs.world_size, "package_version": __version__}
+            "world_size": targs.world_size, "protocol": targs.protocol, "package_version": __version__}
 
 
 def build_trainer(method: Method, margs: ModelArguments, data: DataArguments | dict[str, list[Example]],
@@ -75,19 +79,30 @@ def build_trainer(method: Method, margs: ModelArguments, data: DataArguments | d
     ``data``: the data settings, or ready streams ``{stream: [Example]}``.
     ``targs.output_dir`` is the Trainer's own working folder here.
     """
+    released = targs.protocol == "released"
+    if released:
+        check_released(method.name, data.modality if isinstance(data, DataArguments) else "image+text",
+                       margs.reference_model)
+        layout = released_layout(checkpoint_model_type(margs.model))
     streams = build_streams(method, data) if isinstance(data, DataArguments) else data
     torch_dtype = pick_dtype("float32" if targs.use_cpu else dtype)
     model, processor = load_model(margs, dtype=torch_dtype)
     if margs.lora:
-        model = apply_lora(model, margs)
+        model = apply_lora(model, margs, gaussian_init=released)
     else:
         freeze_parts(model, margs)
     if targs.gradient_checkpointing and targs.gradient_checkpointing_kwargs is None:
         targs.gradient_checkpointing_kwargs = {"use_reentrant": False}
     reference = build_reference(method, margs, model, targs.device, torch_dtype)
-    return UnlearnTrainer(model=model, args=targs, data_collator=AnswerOnlyCollator(processor),
-                          train_dataset=PairedDataset(streams, seed=targs.seed), processing_class=processor,
-                          method=method, reference=reference)
+    collator, dataset = AnswerOnlyCollator(processor), PairedDataset(streams, seed=targs.seed)
+    if released:
+        released_optimizer_defaults(targs)
+        collator = ReleasedCollator(processor, layout)
+        if method.name in SEQUENTIAL_PASS_METHODS:  # whole forget pass, then whole retain pass; ready batches
+            dataset = SequentialPasses(streams, targs.per_device_train_batch_size, seed=targs.seed)
+            targs.per_device_train_batch_size = 1
+    return UnlearnTrainer(model=model, args=targs, data_collator=collator, train_dataset=dataset,
+                          processing_class=processor, method=method, reference=reference)
 
 
 def run(method_name: str, margs: ModelArguments, data: DataArguments | dict[str, list[Example]],
@@ -104,7 +119,7 @@ def run(method_name: str, margs: ModelArguments, data: DataArguments | dict[str,
         ValueError, FileNotFoundError, SchemaError: bad method, model or data.
         NonFiniteLossError: the loss became NaN/inf (nothing is written).
     """
-    method = get_method(method_name)(method_config)
+    method = get_method(method_name)(method_config, protocol=targs.protocol)
     output_dir = targs.output_dir
     check_output_dir(output_dir, targs.overwrite)
     set_seed(targs.seed)

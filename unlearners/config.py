@@ -38,7 +38,7 @@ class DataArguments:
     source: str = field(default="hub", metadata={
         "help": "'hub', 'hub:<repo>', 'mini', a local hub-layout directory, or an ft_Data .jsonl file"})
     splits: str | None = field(default=None, metadata={"help": "JSON splits file; default: the source's forget_X/retain_Y"})
-    forget_ratio: int = field(default=5, metadata={"help": "forget ratio in %: 5, 10 or 15"})
+    forget_ratio: int = field(default=5, metadata={"help": "forget ratio in percent: 5, 10 or 15"})
     modality: str = field(default="image+text", metadata={"help": "'image+text' or 'text-only' (unimodal)"})
     train_subset: str = field(default="all", metadata={
         "help": "finetune: which profiles ('all' = the vanilla model, 'retain' = a retain-only reference)"})
@@ -55,3 +55,7 @@ class UnlearnTrainingArguments(TrainingArguments):
     save_strategy: str = "no"
     remove_unused_columns: bool = False
     overwrite: bool = field(default=False, metadata={"help": "replace an existing output_dir"})
+    protocol: str = field(default="corrected", metadata={
+        "help": "corrected (answer-only losses, paired forget/retain batches) or released (the authors' scripts: "
+                "loss on every non-pad token, their text layout, GradDiff/KL_Min in whole passes, "
+                "batch-mean NPO): see unlearners.released", "choices": ["corrected", "released"]})

@@ -62,15 +62,17 @@ def language_model_linear_names(model) -> list[str]:
     return names
 
 
-def apply_lora(model, args: ModelArguments):
+def apply_lora(model, args: ModelArguments, gaussian_init: bool = False):
     """Wrap ``model`` with LoRA adapters on every language-model linear layer (released MLLMU settings).
 
-    Returns the ``peft.PeftModel``; only the adapters train.
+    ``gaussian_init``: peft's ``init_lora_weights="gaussian"`` (the released
+    scripts), else peft's default. Returns the ``peft.PeftModel``; only the adapters train.
     """
     from peft import LoraConfig, get_peft_model
 
     config = LoraConfig(r=args.lora_r, lora_alpha=args.lora_alpha, lora_dropout=args.lora_dropout,
-                        target_modules=language_model_linear_names(model), bias="none")
+                        target_modules=language_model_linear_names(model), bias="none",
+                        init_lora_weights="gaussian" if gaussian_init else True)
     return get_peft_model(model, config)
 
 

@@ -89,10 +89,15 @@ class PipelineConfig:
     score_batch_size: int = 64
     score_limit: int | None = None         # questions per task (None: all)
     probe_questions: int = 200             # JSONL mode: retain questions probed
+    protocol: str = "corrected"            # "released": the authors' training scripts (unlearners.released)
 
     @property
     def text_jsonl(self) -> bool:
         return str(self.source).endswith(".jsonl")
+
+    @property
+    def released(self) -> bool:
+        return self.protocol == "released"
 
 
 # ---------------------------------------------------------------- manifest
@@ -156,18 +161,24 @@ class Manifest:
 # ---------------------------------------------------------------- stages
 
 
-def _train_args(cfg: PipelineConfig, out: Path, epochs: float, lr: float, batch: int) -> UnlearnTrainingArguments:
+def _train_args(cfg: PipelineConfig, out: Path, epochs: float, lr: float, batch: int,
+                released: bool = False) -> UnlearnTrainingArguments:
+    """Training settings of a stage; ``released``: the released scripts' schedule (linear, no warm-up)."""
     on_gpu = cfg.device != "cpu"
+    schedule = dict(lr_scheduler_type="linear", warmup_steps=0) if released else \
+        dict(lr_scheduler_type="constant_with_warmup", warmup_steps=30)
     return UnlearnTrainingArguments(output_dir=str(out), overwrite=True, num_train_epochs=epochs, learning_rate=lr,
                                     per_device_train_batch_size=batch, seed=cfg.seed, use_cpu=not on_gpu,
-                                    bf16=on_gpu and torch.cuda.is_bf16_supported(),
-                                    lr_scheduler_type="constant_with_warmup", warmup_steps=30, max_grad_norm=1.0,
-                                    logging_steps=50, disable_tqdm=False, save_strategy="no")
+                                    bf16=on_gpu and torch.cuda.is_bf16_supported(), max_grad_norm=1.0,
+                                    logging_steps=50, disable_tqdm=False, save_strategy="no",
+                                    protocol="released" if released else "corrected", **schedule)
 
 
-def _finetune(cfg: PipelineConfig, start: str, out: Path, examples: list, epochs: float, note: str) -> None:
+def _finetune(cfg: PipelineConfig, start: str, out: Path, examples: list, epochs: float, note: str,
+              released: bool = False) -> None:
     train("finetune", ModelArguments(model=start, lora=cfg.lora, freeze_vision_tower=False), {"train": examples},
-          _train_args(cfg, out, epochs, cfg.train_lr, cfg.train_batch_size), card={"data": note, "source": cfg.source})
+          _train_args(cfg, out, epochs, cfg.train_lr, cfg.train_batch_size, released),
+          card={"data": note, "source": cfg.source})
 
 
 def build_base(cfg: PipelineConfig, out: Path) -> None:
@@ -193,16 +204,22 @@ def vanilla_examples(cfg: PipelineConfig) -> list:
     """``ft_Data`` pairs of every profile (with images unless JSONL) plus, with eval configs, Full_Set drills."""
     modality = "text-only" if cfg.text_jsonl else "image+text"
     examples = load_examples(cfg.source, "all", modality)
-    if cfg.drills and not cfg.text_jsonl:
+    if cfg.drills and not cfg.text_jsonl and not cfg.released:  # released: the ft_Data pairs alone
         examples += format_examples(FULL_CONFIG, resolve_source(cfg.source), seed=cfg.seed, mc_copies=cfg.mc_copies)
     return examples
 
 
-def unlearn(cfg: PipelineConfig, vanilla: Path, method: str, modality: str, out: Path) -> None:
-    """One method x modality from the vanilla model (the method's default hyper-parameters)."""
-    train(method, ModelArguments(model=str(vanilla), lora=cfg.lora),
+def unlearn(cfg: PipelineConfig, vanilla: Path, method: str, modality: str, out: Path,
+            reference: Path | None = None) -> None:
+    """One method x modality from the vanilla model (the method's default hyper-parameters).
+
+    ``reference``: the frozen reference of NPO under the released protocol (a retain-only fine-tune).
+    """
+    reference_model = str(reference) if reference is not None and method == "npo" else None
+    train(method, ModelArguments(model=str(vanilla), lora=cfg.lora, reference_model=reference_model),
           DataArguments(source=cfg.source, splits=cfg.splits, forget_ratio=cfg.forget_ratio, modality=modality),
-          _train_args(cfg, out, cfg.unlearn_epochs, cfg.unlearn_lr, cfg.unlearn_batch_size), get_method(method)().config)
+          _train_args(cfg, out, cfg.unlearn_epochs, cfg.unlearn_lr, cfg.unlearn_batch_size, cfg.released),
+          get_method(method)().config)
 
 
 def probe_scores(cfg: PipelineConfig, checkpoint: Path, out_json: Path) -> None:
@@ -254,9 +271,12 @@ def run_pipeline(cfg: PipelineConfig, log=print) -> str:
     out = Path(cfg.out_dir).resolve()
     out.mkdir(parents=True, exist_ok=True)
     (out / "pipeline_config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=2))
+    if cfg.released and cfg.text_jsonl:
+        raise ValueError("--protocol released trains image+text pairs (the released scripts have no text-only path): "
+                         "it needs an evaluation-schema source (mini, hub or a mirror), not JSON Lines text")
     manifest = Manifest(out, log)
     data_key = data_hash(cfg)
-    common = {"seed": cfg.seed, "data": data_key, "source": cfg.source, "splits": cfg.splits}
+    common = {"seed": cfg.seed, "data": data_key, "source": cfg.source, "splits": cfg.splits, "protocol": cfg.protocol}
 
     if cfg.base_model:
         start, upstream = cfg.base_model, []
@@ -274,17 +294,31 @@ def run_pipeline(cfg: PipelineConfig, log=print) -> str:
     manifest.run("vanilla", out / "vanilla", {**common, "epochs": cfg.vanilla_epochs, "lr": cfg.train_lr,
                                               "mc_copies": cfg.mc_copies, "drills": cfg.drills}, upstream,
                  lambda: _finetune(cfg, start, out / "vanilla", vanilla_examples(cfg), cfg.vanilla_epochs,
-                                   "all fictitious profiles: ft_Data pairs and answer-format drills"))
+                                   "all fictitious profiles: ft_Data pairs" + ("" if cfg.released else
+                                                                               " and answer-format drills"),
+                                   released=cfg.released))
+    reference = None
+    if cfg.released and "npo" in cfg.methods:  # the released NPO reference: the base fine-tuned on retain only
+        reference = out / "reference"
+        manifest.run("reference", reference, {**common, "epochs": cfg.vanilla_epochs, "lr": cfg.train_lr,
+                                              "ratio": cfg.forget_ratio}, upstream,
+                     lambda: _finetune(cfg, start, reference, load_subsets(
+                         cfg.source, {"retain": "retain"}, "image+text", cfg.forget_ratio, cfg.splits)["retain"],
+                         cfg.vanilla_epochs, "retain profiles only: the released NPO reference", released=True))
     models = {"vanilla": ("vanilla", out / "vanilla")}
     modalities = ("text-only",) if cfg.text_jsonl else cfg.modalities
+    if cfg.released and "text-only" in modalities:
+        log("[protocol released] image+text unlearning only (the released scripts have no text-only path)")
+        modalities = tuple(m for m in modalities if m != "text-only")
     for method in cfg.methods:
         for modality in modalities:
             name = f"{method} ({modality})"
             stage, folder = f"unlearn/{method}-{modality}", out / "unlearn" / f"{method}-{modality}"
             settings = {**common, "method": method, "modality": modality, "ratio": cfg.forget_ratio,
                         "epochs": cfg.unlearn_epochs, "lr": cfg.unlearn_lr, "lora": cfg.lora}
-            manifest.run(stage, folder, settings, ["vanilla"],
-                         lambda m=method, mod=modality, f=folder: unlearn(cfg, out / "vanilla", m, mod, f))
+            needs = ["vanilla"] + (["reference"] if reference is not None and method == "npo" else [])
+            manifest.run(stage, folder, settings, needs,
+                         lambda m=method, mod=modality, f=folder: unlearn(cfg, out / "vanilla", m, mod, f, reference))
             models[name] = (stage, folder)
 
     results, identity = {}, None

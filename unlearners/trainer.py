@@ -40,6 +40,24 @@ class UnlearnTrainer(Trainer):
         self.model_accepts_loss_kwargs = False  # the Trainer scales for gradient accumulation
         self._parts: dict[str, list[float]] = defaultdict(list)
 
+    def _get_train_sampler(self, train_dataset=None):
+        """A sequential sampler for datasets whose order is the protocol (``ordered``: released whole passes)."""
+        dataset = train_dataset if train_dataset is not None else self.train_dataset
+        if getattr(dataset, "ordered", False):
+            return torch.utils.data.SequentialSampler(dataset)
+        return super()._get_train_sampler(train_dataset)
+
+    def create_scheduler(self, num_training_steps: int, optimizer=None):
+        """The Trainer's schedule, or the released per-epoch one for whole-pass datasets."""
+        if self.lr_scheduler is None and getattr(self.train_dataset, "ordered", False) and self.method.released:
+            from .released import per_epoch_linear_schedule
+
+            steps_per_epoch = max(1, len(self.train_dataset) // max(1, self.args.gradient_accumulation_steps))
+            self.lr_scheduler = per_epoch_linear_schedule(optimizer or self.optimizer, num_training_steps,
+                                                          steps_per_epoch)
+            return self.lr_scheduler
+        return super().create_scheduler(num_training_steps, optimizer)
+
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         """The method's loss on ``inputs`` = ``{stream: batch}``.
 

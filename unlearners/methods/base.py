@@ -4,6 +4,9 @@ A method names the data streams it trains on (``train`` for fine-tuning,
 ``forget`` and optionally ``retain`` for unlearning) and whether it needs a
 frozen reference model; the trainer calls
 ``method.loss(model, batches, reference)`` and knows nothing else about it.
+Under ``--protocol released`` the labels cover every non-pad token and
+GradDiff/KL_Min receive one set per batch (``{"forget": ...}`` or
+``{"retain": ...}``): :mod:`unlearners.released`.
 """
 
 from __future__ import annotations
@@ -37,8 +40,11 @@ class Method:
     config_class: ClassVar[type[MethodConfig]] = MethodConfig
     needs_reference: ClassVar[bool] = False
 
-    def __init__(self, config: MethodConfig | None = None):
+    def __init__(self, config: MethodConfig | None = None, protocol: str = "corrected"):
+        """``protocol``: ``corrected`` (answer-only losses, paired batches) or ``released``
+        (:mod:`unlearners.released`: the authors' scripts' losses; GradDiff/KL_Min see one set per batch)."""
         self.config = config if config is not None else self.config_class()
+        self.released = protocol == "released"
 
     def data_streams(self) -> tuple[str, ...]:
         """The streams this configured method trains on (default :attr:`streams`)."""

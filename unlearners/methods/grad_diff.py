@@ -2,8 +2,9 @@
 
 Loss at every step: ``-forget_weight * CE(forget) + retain_weight * CE(retain)``
 (Liu et al. 2022, "Continual learning and private unlearning"; MLLMU-Bench
-baseline "GA_Difference", whose released code alternates whole passes
-instead of summing per step).
+baseline "GA_Difference"). Under ``--protocol released`` each batch holds one
+set, as the released code alternates whole passes: ``-forget_weight * CE`` on a
+forget batch, ``retain_weight * CE`` on a retain batch.
 """
 
 from __future__ import annotations
@@ -30,6 +31,12 @@ class GradDiff(Method):
     config_class = GradDiffConfig
 
     def loss(self, model, batches, reference):
+        if self.released and "retain" not in batches:
+            forget_nll = batch_nll(model, batches["forget"])
+            return -self.config.forget_weight * forget_nll, {"forget_nll": forget_nll.item()}
+        if self.released:
+            retain_nll = batch_nll(model, batches["retain"])
+            return self.config.retain_weight * retain_nll, {"retain_nll": retain_nll.item()}
         forget_nll = batch_nll(model, batches["forget"])
         retain_nll = batch_nll(model, batches["retain"])
         loss = -self.config.forget_weight * forget_nll + self.config.retain_weight * retain_nll

@@ -62,6 +62,18 @@ def sequence_logprob(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor
     return logp.sum(dim=-1)
 
 
+def batchmean_kl(reference_logits: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+    """Released KL_Min term: ``F.kl_div(log_softmax(logits), softmax(reference_logits), reduction="batchmean")``.
+
+    ``KL(p_reference || p_theta)`` summed over every position (padding and
+    image positions included, no mask) and the vocabulary, divided by the
+    batch size (scalar, nats; KL_Min.py:544-551 of the released code).
+    """
+    log_p = torch.log_softmax(logits.float(), dim=-1)
+    log_ref = torch.log_softmax(reference_logits.float(), dim=-1)
+    return F.kl_div(log_p, log_ref, log_target=True, reduction="batchmean")
+
+
 def answer_kl(reference_logits: torch.Tensor, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """KL(p_reference || p_theta) over the vocabulary, averaged over answer positions (scalar, nats).
 

@@ -9,6 +9,13 @@ At the start, with the reference equal to the model, the forget term is
 starts from (the vanilla model) unless ``--reference_model`` names another
 checkpoint (the released MLLMU code used a model trained on retain data
 only, beta 0.4).
+
+Under ``--protocol released`` (NPO.py:211-277): the log-ratio is the
+difference of the two models' *batch-mean token* cross-entropies over every
+non-pad token, one number per batch:
+``-(2/beta) * log sigmoid(beta * (CE_theta(batch) - CE_ref(batch)))``, with
+the reference given by ``--reference_model`` (a retain-only fine-tune of the
+base model) and no retain term.
 """
 
 from __future__ import annotations
@@ -19,7 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from .base import Method, MethodConfig
-from .losses import batch_nll, forward_logits, sequence_logprob
+from .losses import answer_nll, batch_nll, forward_logits, sequence_logprob
 
 
 @dataclass
@@ -39,10 +46,12 @@ class NPO(Method):
     needs_reference = True
 
     def data_streams(self) -> tuple[str, ...]:
-        """Retain data only when its term is on."""
-        return self.streams if self.config.retain_weight > 0 else ("forget",)
+        """Retain data only when its term is on (never under the released protocol, which has none)."""
+        return self.streams if self.config.retain_weight > 0 and not self.released else ("forget",)
 
     def loss(self, model, batches, reference):
+        if self.released:
+            return self._released_loss(model, batches, reference)
         forget = batches["forget"]
         logp = sequence_logprob(forward_logits(model, forget), forget["labels"])
         with torch.no_grad():
@@ -56,3 +65,12 @@ class NPO(Method):
             loss = loss + self.config.retain_weight * retain_nll
             parts["retain_nll"] = retain_nll.item()
         return loss, parts
+
+    def _released_loss(self, model, batches, reference):
+        forget = batches["forget"]
+        nll = answer_nll(forward_logits(model, forget), forget["labels"])
+        with torch.no_grad():
+            reference_nll = answer_nll(reference(forget), forget["labels"])
+        beta = self.config.beta
+        npo = -F.logsigmoid(beta * (nll - reference_nll)) * 2.0 / beta
+        return npo, {"forget_npo": npo.item(), "forget_nll": nll.item()}
