@@ -104,7 +104,7 @@ def resolve_forget_ratio(forget_ratio: int | str | None = None) -> int:
 
 
 #: The suite's own ``--metadata`` keys.
-SETTING_KEYS = ("source", "forget_ratio", "model_family", "fewshot_seed")
+SETTING_KEYS = ("source", "forget_ratio", "model_family", "fewshot_seed", "fewshot_profiles")
 #: Model families of the released evaluation rules (:mod:`mllmu_tasks.family`).
 MODEL_FAMILIES = ("llava", "idefics2")
 
@@ -137,6 +137,11 @@ def resolve_settings(metadata: dict | None) -> Settings:
     seed = metadata.get("fewshot_seed")
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
         raise SettingsError(f"--metadata fewshot_seed must be an integer, got {seed!r}")
+    chosen = metadata.get("fewshot_profiles")
+    if chosen is not None and not (isinstance(chosen, dict) and all(
+            isinstance(k, str) and isinstance(v, list) for k, v in chosen.items())):
+        raise SettingsError('--metadata fewshot_profiles must map "<set>_<kind>" to a list of IDs, e.g. '
+                            '{"forget_cls": ["093"], "test_cloze": ["012", "044"]}')
     return Settings(resolve_source(metadata.get("source")), resolve_forget_ratio(metadata.get("forget_ratio")))
 
 

@@ -64,7 +64,8 @@ class MLLMUTask(ConfigurableTask):
             SettingsError: the backend's ``max_images`` (from ``--model_args``)
                 is below the images a few-shot prompt shows.
         """
-        metadata = self.config.metadata if isinstance(self.config.metadata, dict) else {}
+        # a copy: each task records its own demonstrations
+        metadata = dict(self.config.metadata) if isinstance(self.config.metadata, dict) else {}
         settings = resolve_settings(metadata)
         family = resolve_model_family(metadata)
         spec = dict(self.config.dataset_kwargs or {})
@@ -73,7 +74,8 @@ class MLLMUTask(ConfigurableTask):
         table = full_table = docs.build_docs(set_name, kind, modality, settings.source, settings.forget_ratio)
         self._demos = fewshot.Demonstrations()
         if self.PROTOCOL == "released" and kind in fewshot.FEWSHOT_KINDS:
-            self._demos = self._released_demonstrations(set_name, kind, modality, family, seed, settings)
+            self._demos = self._released_demonstrations(set_name, kind, modality, family, seed, settings,
+                                                        metadata.get("fewshot_profiles"))
             table = table.filter(self._demos.scored) if self._demos.skip else table
         max_images = metadata.get("max_images")
         if self._demos.images and max_images is not None and len(self._demos.images) + 1 > int(max_images):
@@ -114,13 +116,25 @@ class MLLMUTask(ConfigurableTask):
         return None
 
     def _released_demonstrations(self, set_name: str, kind: str, modality: str, family: str, seed: int,
-                                 settings) -> fewshot.Demonstrations:
-        """Draw the demonstration profiles and build their blocks from ``Full_Set`` (:mod:`mllmu_tasks.fewshot`)."""
+                                 settings, chosen: dict | None = None) -> fewshot.Demonstrations:
+        """Draw the demonstration profiles and build their blocks from ``Full_Set`` (:mod:`mllmu_tasks.fewshot`).
+
+        ``chosen``: ``--metadata fewshot_profiles`` (``{"<set>_<kind>": [IDs]}``), replacing the draw where given.
+
+        Raises:
+            SettingsError: a chosen ID is not one of the set's IDs (the forget set's for the test set).
+        """
         pool_config = forget_config(settings.forget_ratio) if set_name == "test" else \
             docs.set_config(set_name, settings.forget_ratio)
         id_pool = profile_ids(pool_config, settings.source)
         drawn = fewshot.draw_demo_profiles(id_pool, fewshot.demo_count(kind, family), seed, set_name, kind,
                                            settings.forget_ratio)
+        if chosen and f"{set_name}_{kind}" in chosen:
+            drawn = [str(pid) for pid in chosen[f"{set_name}_{kind}"]]
+            unknown = sorted(set(drawn) - set(id_pool))
+            if unknown:
+                raise SettingsError(f"--metadata fewshot_profiles['{set_name}_{kind}']: {unknown} are not IDs of "
+                                    f"{pool_config}, where the released code draws the demonstrations from")
         full_docs = []
         for row_index, row in enumerate(load_config(FULL_CONFIG, settings.source)):
             if row.get("ID") in drawn:

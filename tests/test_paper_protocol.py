@@ -400,3 +400,25 @@ def test_too_few_images_for_the_backend_fail_at_load(bench):
     load_tasks(bench, ["mllmu_retain_cls_img"], "llava", max_images=2)  # 1 demonstration question + 1
     with pytest.raises(SettingsError, match="shows 3 images .* max_images=2"):
         load_tasks(bench, ["mllmu_retain_cloze_img"], "llava", max_images=2)  # 2 LLaVA cloze profiles + 1
+
+
+def test_demonstration_profiles_chosen_by_hand(bench):
+    """Reproducing a released run: the IDs it printed ("Selected few-shot IDs") replace the seeded draw."""
+    from mllmu_tasks.sources import SettingsError
+
+    chosen = {"retain_cloze": ["005", "003"], "forget_cls": []}
+    tasks = load_tasks(bench, ["mllmu_retain_cloze_txt", "mllmu_forget_cls_txt", "mllmu_retain_cls_txt"], "llava",
+                       fewshot_profiles=chosen)
+    cloze = tasks["mllmu_retain_cloze_txt"]
+    assert cloze.config.metadata["demo_profiles"] == ["005", "003"]
+    doc = next(iter(cloze.test_docs()))
+    assert doc["ID"] == "004"  # Full_Set order: 003's block first, then 005's
+    assert cloze.fewshot_context(doc, 0) == demo("003", "cloze", "txt") + demo("005", "cloze", "txt") + \
+        target("004", "cloze", "txt")
+    assert tasks["mllmu_forget_cls_txt"].config.metadata["demo_profiles"] == []  # zero-shot, all scored
+    assert len(tasks["mllmu_forget_cls_txt"].test_docs()) == 2
+    assert tasks["mllmu_retain_cls_txt"].config.metadata["demo_profiles"] == drawn("retain", "cls", 1)
+    with pytest.raises(SettingsError, match="not IDs of forget_5"):
+        load_tasks(bench, ["mllmu_test_cls_img"], "llava", fewshot_profiles={"test_cls": ["003"]})
+    with pytest.raises(SettingsError, match="must map"):
+        load_tasks(bench, ["mllmu_test_cls_img"], "llava", fewshot_profiles=["003"])
