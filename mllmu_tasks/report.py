@@ -20,8 +20,19 @@ from pathlib import Path
 from .docs import KINDS, SETS
 
 HEADLINE = {"cls": "acc", "gen": "rougeL", "cloze": "cloze_acc"}
+#: Leaf-task name prefixes read, preferred first: the paper protocol, then its zero-shot variant.
+SUITE_PREFIXES = ("mllmu", "mllmu-zs")
 MODS = ("img", "txt")
 COLUMNS = [(s, k, m) for s in SETS for k in KINDS for m in MODS]
+
+
+def leaf_task(tasks, set_name: str, kind: str, modality: str) -> str:
+    """The name of a set/kind/modality's leaf task among ``tasks`` (``mllmu_*`` before ``mllmu-zs_*``).
+
+    Returns the paper protocol's name when neither is present.
+    """
+    names = [f"{prefix}_{set_name}_{kind}_{modality}" for prefix in SUITE_PREFIXES]
+    return next((name for name in names if name in tasks), names[0])
 
 
 def load_results(path: str | Path) -> dict:
@@ -31,8 +42,8 @@ def load_results(path: str | Path) -> dict:
 
 def headline(results: dict, set_name: str, kind: str, modality: str) -> float | None:
     """The headline metric of one leaf task (fraction 0-1), None when the task was not run."""
-    task = results.get("results", {}).get(f"mllmu_{set_name}_{kind}_{modality}", {})
-    return task.get(f"{HEADLINE[kind]},none")
+    found = results.get("results", {})
+    return found.get(leaf_task(found, set_name, kind, modality), {}).get(f"{HEADLINE[kind]},none")
 
 
 def summary(results: dict) -> dict[str, float | None]:
@@ -130,7 +141,7 @@ def load_samples(results_path: Path) -> dict[str, dict[int, dict]]:
 
 def question_scores(samples: dict[str, dict[int, dict]], set_name: str, kind: str, modality: str) -> dict[int, float]:
     """Per-question headline metric of one leaf task: ``{doc_id: value}`` (empty when not logged)."""
-    task = samples.get(f"mllmu_{set_name}_{kind}_{modality}", {})
+    task = samples.get(leaf_task(samples, set_name, kind, modality), {})
     return {doc_id: float(row[HEADLINE[kind]]) for doc_id, row in task.items()}
 
 
@@ -256,6 +267,6 @@ def comparison_markdown(name_a: str, name_b: str, samples_a: dict, samples_b: di
         if not set(a) & set(b):
             continue
         c = paired_bootstrap(a, b, n_boot, seed)
-        lines.append(f"| mllmu_{s}_{k}_{m} | {HEADLINE[k]} | {c['n']} | {c['diff']:+.3f} | "
+        lines.append(f"| {leaf_task(samples_a, s, k, m)} | {HEADLINE[k]} | {c['n']} | {c['diff']:+.3f} | "
                      f"[{c['low']:+.3f}, {c['high']:+.3f}] | {c['p']:.3f} |")
     return "\n".join(lines) + "\n"

@@ -63,24 +63,19 @@ def test_report_agrees_with_results_json(finished):
                "ga (text-only)": json.loads((out / "results" / "unlearn_ga-text-only.json").read_text())}
     table = parse_markdown_table(text, "model")
     assert set(table) == set(results)
-    missing = set()
+    # the embedded tiny model is scored with the paper's prompts zero-shot (it learned zero-shot formats only)
+    assert "Scored with `mllmu-zs`" in text and not any(t.startswith("mllmu_") for t in results["vanilla"]["results"])
     for name, res in results.items():
         for s, k, m in report.COLUMNS:
-            value = res["results"][f"mllmu_{s}_{k}_{m}"].get(report.HEADLINE[k] + ",none")
-            if value is None:  # no scored question (forget_15 has 2 profiles: both LLaVA cloze demonstrations)
-                missing.add((s, k, m))
-                assert table[name][f"{s} {k} {m}"] == "-"
-                continue
+            value = res["results"][f"mllmu-zs_{s}_{k}_{m}"][report.HEADLINE[k] + ",none"]
             shown = float(table[name][f"{s} {k} {m}"])
             assert shown == pytest.approx(value if k == "gen" else 100 * value, abs=0.051 if k != "gen" else 5e-4)
-    assert missing == {(s, "cloze", m) for s in ("forget", "test") for m in ("img", "txt")}
     summaries = parse_markdown_table(text[text.index("Set summaries"):], "model")
     for name, res in results.items():
         for s in ("forget", "test", "retain", "celebrity"):
-            values = [res["results"][f"mllmu_{s}_{k}_{m}"][f"{metric},none"]
-                      for k, metric in (("cls", "acc"), ("gen", "rougeL"), ("cloze", "cloze_acc")) for m in ("img", "txt")
-                      if (s, k, m) not in missing]
-            assert float(summaries[name][s]) == pytest.approx(sum(values) / len(values), abs=5e-4)
+            values = [res["results"][f"mllmu-zs_{s}_{k}_{m}"][f"{metric},none"]
+                      for k, metric in (("cls", "acc"), ("gen", "rougeL"), ("cloze", "cloze_acc")) for m in ("img", "txt")]
+            assert float(summaries[name][s]) == pytest.approx(sum(values) / 6, abs=5e-4)
     identity = json.loads((out / "results" / "identity.json").read_text())
     swapped = identity["results"]["mllmu-zs_forget_cls_img"]["acc,none"]
     own = results["vanilla"]["results"]["mllmu-zs_forget_cls_img"]["acc,none"]
@@ -157,3 +152,12 @@ def test_released_protocol_pipeline(small_source, tmp_path):
     assert npo["reference_model"] == str(out / "reference")
     reference = json.loads((out / "reference" / "unlearn_config.json").read_text())
     assert reference["base_model"] == str(out / "pretrain") and reference["data"].startswith("retain profiles only")
+    # scored with the paper protocol: forget_15 has 2 profiles, both LLaVA cloze demonstrations: no cloze score
+    report_text = (out / "report.md").read_text()
+    assert "Scored with `mllmu` (the paper protocol)" in report_text
+    table = parse_markdown_table(report_text, "model")
+    results = json.loads((out / "results" / "vanilla.json").read_text())["results"]
+    for s in ("forget", "test"):
+        for m in ("img", "txt"):
+            assert table["vanilla"][f"{s} cloze {m}"] == "-" and results[f"mllmu_{s}_cloze_{m}"]["sample_len"] == 0
+    assert table["vanilla"]["retain cloze img"] != "-"

@@ -180,6 +180,9 @@ def test_scores_from_a_local_hub_layout_mirror(tiny_vlm, tmp_path):
     ({"source": "mini", "forget_ratios": 15}, "did you mean 'forget_ratio'"),
     ({"source": "mini", "forget_ratio": 7}, "from --metadata forget_ratio"),
     ({"source": "/no/such/mirror"}, "is neither 'hub'"),
+    ({"source": "mini", "model_family": "qwen2_vl"}, "model_family must be one of"),
+    ({"source": "mini", "fewshot_seed": "x"}, "fewshot_seed must be an integer"),
+    ({"source": "mini", "model_familly": "llava"}, "did you mean 'model_family'"),
 ])
 def test_bad_settings_fail_before_the_model_loads(tmp_path, metadata, message):
     # the model path does not exist: the settings check must come first

@@ -10,7 +10,8 @@ On the embedded default (``--source mini``, no ``--base_model``) on a CPU:
 4. ``unlearn/<method>-<modality>``: each method from the vanilla model at the
    forget ratio, image+text and text-only;
 5. ``score/<model>``: the whole suite on every checkpoint (lm-eval results
-   JSON), plus ``identity``: the vanilla model on the forget set with each
+   JSON; ``--suite``: the paper protocol ``mllmu``, or ``mllmu-zs`` for the
+   embedded tiny model, which learned only zero-shot formats), plus ``identity``: the vanilla model on the forget set with each
    portrait swapped for another profile's (should fall to chance);
 6. ``report``: ``report.md`` (the paper's Table-2 layout and set summaries)
    and ``forget_vs_retain.png``.
@@ -90,6 +91,7 @@ class PipelineConfig:
     score_limit: int | None = None         # questions per task (None: all)
     probe_questions: int = 200             # JSONL mode: retain questions probed
     protocol: str = "corrected"            # "released": the authors' training scripts (unlearners.released)
+    suite: str = "auto"                    # scoring group: mllmu (paper protocol), mllmu-zs, or auto (see scoring_suite)
 
     @property
     def text_jsonl(self) -> bool:
@@ -98,6 +100,21 @@ class PipelineConfig:
     @property
     def released(self) -> bool:
         return self.protocol == "released"
+
+    @property
+    def scoring_suite(self) -> str:
+        """``mllmu`` (the paper protocol) or ``mllmu-zs``; ``auto``: ``mllmu-zs`` for the embedded tiny model.
+
+        The tiny model is built from scratch and taught the answer formats with
+        zero-shot drills; it has never seen the released few-shot context
+        (``Question: ... Correct Answer: X`` blocks and five or six images), which
+        throws its cloze answers off (vanilla forget cloze 0 % few-shot vs 100 %
+        zero-shot, 2026-12). A real base model (``--base_model``) is scored
+        with the paper protocol.
+        """
+        if self.suite != "auto":
+            return self.suite
+        return "mllmu" if self.base_model or self.released else "mllmu-zs"
 
 
 # ---------------------------------------------------------------- manifest
@@ -251,6 +268,10 @@ def identity_lines(vanilla: dict, identity: dict) -> list[str]:
 def write_report(cfg: PipelineConfig, out: Path, results: dict[str, dict], identity: dict | None) -> str:
     """``report.md`` (+ ``forget_vs_retain.png`` with suite results); returns the markdown."""
     lines = [f"# MLLMU-Bench pipeline report (forget ratio {cfg.forget_ratio} %, source {cfg.source})", ""]
+    if not cfg.text_jsonl:
+        lines += [f"Scored with `{cfg.scoring_suite}`" + (" (the paper protocol)." if cfg.scoring_suite == "mllmu" else
+                  " (the paper's prompts, zero-shot: the embedded tiny model learned the answer formats from "
+                  "zero-shot drills, and the released few-shot context is new to it)."), ""]
     if cfg.text_jsonl:
         lines += ["| model | forget ROUGE-L | retain ROUGE-L |", "|---|---:|---:|"]
         lines += [f"| {n} | {r['forget_rougeL']:.3f} | {r['retain_rougeL']:.3f} |" for n, r in results.items()]
@@ -271,6 +292,8 @@ def run_pipeline(cfg: PipelineConfig, log=print) -> str:
     out = Path(cfg.out_dir).resolve()
     out.mkdir(parents=True, exist_ok=True)
     (out / "pipeline_config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=2))
+    if cfg.suite not in ("auto", "mllmu", "mllmu-zs"):
+        raise ValueError(f"--suite must be auto, mllmu (the paper protocol) or mllmu-zs, got {cfg.suite!r}")
     if cfg.released and cfg.text_jsonl:
         raise ValueError("--protocol released trains image+text pairs (the released scripts have no text-only path): "
                          "it needs an evaluation-schema source (mini, hub or a mirror), not JSON Lines text")
@@ -326,11 +349,13 @@ def run_pipeline(cfg: PipelineConfig, log=print) -> str:
         slug = stage.replace("/", "_")
         target = out / "results" / f"{slug}.json"
         target.parent.mkdir(exist_ok=True)
-        settings = {"ratio": cfg.forget_ratio, "limit": cfg.score_limit, "probe": cfg.probe_questions}
+        settings = {"ratio": cfg.forget_ratio, "limit": cfg.score_limit, "probe": cfg.probe_questions,
+                    "suite": cfg.scoring_suite}
         if cfg.text_jsonl:
             work = lambda f=folder, t=target: probe_scores(cfg, f, t)  # noqa: E731
         else:
-            tasks = ["mllmu", *IDENTITY_TASKS] if name == "vanilla" else ["mllmu"]  # own portraits, zero-shot
+            suite = cfg.scoring_suite  # the identity tasks (zero-shot) are in mllmu-zs already
+            tasks = [suite, *IDENTITY_TASKS] if name == "vanilla" and suite != "mllmu-zs" else [suite]
             work = lambda f=folder, t=target, ts=tasks: score(f, ts, cfg.source, cfg.forget_ratio, t,  # noqa: E731
                                                               cfg.score_batch_size, cfg.device, cfg.score_limit)
         manifest.run(f"score/{slug}", target, settings, [stage], work)
