@@ -119,7 +119,8 @@ def run(method_name: str, margs: ModelArguments, data: DataArguments | dict[str,
         ValueError, FileNotFoundError, SchemaError: bad method, model or data.
         NonFiniteLossError: the loss became NaN/inf (nothing is written).
     """
-    method = get_method(method_name)(method_config, protocol=targs.protocol)
+    method = get_method(method_name)(method_config)
+    method.released = targs.protocol == "released"  # set here: a subclass may define its own __init__(config)
     output_dir = targs.output_dir
     check_output_dir(output_dir, targs.overwrite)
     set_seed(targs.seed)

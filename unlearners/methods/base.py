@@ -39,6 +39,8 @@ class Method:
     streams: ClassVar[tuple[str, ...]]
     config_class: ClassVar[type[MethodConfig]] = MethodConfig
     needs_reference: ClassVar[bool] = False
+    #: ``--protocol released`` (set by :func:`unlearners.api.run`): the released scripts' loss forms.
+    released: bool = False
 
     def __init__(self, config: MethodConfig | None = None, protocol: str = "corrected"):
         """``protocol``: ``corrected`` (answer-only losses, paired batches) or ``released``
