@@ -8,8 +8,9 @@ that import until a run asks for the backend by name.
 from __future__ import annotations
 
 BACKEND_NAME = "mllmu-vlm"
-#: Every name the backend answers to.
+#: Every name the backend answers to (also declared in pyproject.toml's ``lm_eval.models`` entry points).
 BACKEND_NAMES = (BACKEND_NAME, "hf-multimodal-ll")
+BACKEND_TARGET = "mllmu_tasks.backend:MLLMUVisionLM"
 
 
 def register() -> None:
@@ -19,4 +20,4 @@ def register() -> None:
 
     for name in BACKEND_NAMES:
         if name not in model_registry:
-            model_registry.register(name, target="mllmu_tasks.backend:MLLMUVisionLM")
+            model_registry.register(name, target=BACKEND_TARGET)

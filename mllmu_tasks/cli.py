@@ -59,7 +59,40 @@ def check_settings(args: list[str]) -> None:
     argv = args if args and args[0] in cli._subparsers.choices else ["run", *args]
     if argv[0] == "run" and len(argv) > 1:
         namespace = cli._parser.parse_args(argv)
-        resolve_settings(getattr(namespace, "metadata", None) or {})
+        metadata = getattr(namespace, "metadata", None) or {}
+        resolve_settings(metadata)
+        check_backend_takes_images(getattr(namespace, "model", None), getattr(namespace, "tasks", None), metadata)
+
+
+def check_backend_takes_images(model: str | None, tasks, metadata: dict) -> None:
+    """Refuse image+text tasks for a backend that takes no images (``hf``, ``vllm``) before it loads a model.
+
+    lm-eval itself refuses them only after the model has loaded, without
+    saying what to run instead. The selected tasks are built (their
+    documents are cached for the run); a check that cannot run (an unknown
+    model name, tasks outside the suite) is left to lm-eval.
+
+    Raises:
+        SettingsError: image+text tasks selected for a text-only backend; the
+            message names ``--tasks mllmu-txt``.
+    """
+    if not model or not tasks:
+        return
+    from lm_eval.api.registry import get_model
+
+    try:
+        if getattr(get_model(model), "MULTIMODAL", False):
+            return
+        patterns = [t for spec in ([tasks] if isinstance(tasks, str) else tasks) for t in spec.split(",") if t]
+        manager = suite_task_manager(include_defaults=False)(metadata=metadata)
+        leaves = manager.load(manager.match_tasks(patterns))["tasks"]
+    except Exception:  # noqa: BLE001 - not ours to judge: lm-eval reports it
+        return
+    images = sorted(name for name, task in leaves.items() if getattr(task, "MULTIMODAL", False))
+    if images:
+        raise SettingsError(f"--model {model} takes no images, and {len(images)} selected task(s) are image+text "
+                            f"({', '.join(images[:3])}{', ...' if len(images) > 3 else ''}): score the text-only "
+                            f"tasks with `--tasks mllmu-txt`, or all of them with `--model mllmu-vlm`")
 
 
 def main(argv: list[str] | None = None) -> None:

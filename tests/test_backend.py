@@ -97,6 +97,17 @@ def test_generated_stop_strings_ignore_the_prompt(tiny_vlm):
     assert stop(rows, None).tolist() == [False, True]
 
 
+def test_backend_declared_under_the_lm_eval_models_entry_points():
+    """For harness versions that discover backends from installed packages (group ``lm_eval.models``)."""
+    from importlib.metadata import entry_points
+
+    from mllmu_tasks.backend_registry import BACKEND_NAMES, BACKEND_TARGET
+
+    ours = {e.name: e for e in entry_points(group="lm_eval.models") if e.value.startswith("mllmu_tasks")}
+    assert set(ours) == set(BACKEND_NAMES) and {e.value for e in ours.values()} == {BACKEND_TARGET}
+    assert ours["mllmu-vlm"].load() is MLLMUVisionLM
+
+
 def test_registering_the_backend_imports_neither_torch_nor_the_backend():
     """mllmu-eval registers ``mllmu-vlm`` at start-up; the heavy import waits until a run asks for it."""
     code = ("import sys; from mllmu_tasks.backend_registry import register; register(); "

@@ -127,11 +127,22 @@ def test_text_only_tasks_on_a_text_only_model(tiny_lm, tmp_path):
 
 
 def test_image_tasks_on_a_model_without_images_fail_at_once(tiny_lm, tmp_path):
-    proc = run_cli(["--model", "hf", "--model_args", f"pretrained={tiny_lm}", "--device", "cpu",
-                    "--tasks", "mllmu_forget_cls_img", "--metadata", json.dumps({"source": "mini"})],
-                   cwd=tmp_path, check=False)
-    assert proc.returncode != 0
-    assert "require multimodal input" in proc.stderr and "mllmu_forget_cls_img" in proc.stderr
+    # refused before any model loads (the model path does not even exist), naming the text-only tag
+    for tasks in (["mllmu_forget_cls_img"], ["mllmu"], ["mllmu_*"]):
+        proc = run_cli(["--model", "hf", "--model_args", f"pretrained={tmp_path / 'no-model'}", "--device", "cpu",
+                        "--tasks", *tasks, "--metadata", json.dumps({"source": "mini"})], cwd=tmp_path, check=False)
+        assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+        last = proc.stderr.strip().splitlines()[-1]
+        assert last.startswith("mllmu-eval: error: --model hf takes no images, and 12 selected task(s)" if tasks[0] != \
+                               "mllmu_forget_cls_img" else "mllmu-eval: error: --model hf takes no images, and 1 ")
+        assert "--tasks mllmu-txt" in last
+    # plain lm_eval still refuses them with its own message
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+    proc = subprocess.run([sys.executable, "-m", "lm_eval", "run", "--include_path", TASKS_DIR, "--model", "hf",
+                           "--model_args", f"pretrained={tiny_lm}", "--device", "cpu", "--tasks", "mllmu_forget_cls_img",
+                           "--metadata", json.dumps({"source": "mini"})], cwd=tmp_path, env=env, capture_output=True,
+                          text=True, timeout=600)
+    assert proc.returncode != 0 and "require multimodal input" in proc.stderr
     proc = run_cli(["--model", "mllmu-vlm", "--model_args", f"pretrained={tiny_lm}", "--device", "cpu",
                     "--tasks", "mllmu_forget_cls_img", "--metadata", json.dumps({"source": "mini"})],
                    cwd=tmp_path, check=False)
