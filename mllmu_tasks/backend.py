@@ -68,6 +68,24 @@ class MLLMUVisionLM(HFMultimodalLM):
                     answers[i] = out
         return answers
 
+    def _model_multimodal_generate(self, inputs, max_length, stop, **generation_kwargs):
+        """lm-eval's image+text generation with the token limit passed as ``max_new_tokens``.
+
+        lm-eval passes only ``max_length`` (prompt + ``max_gen_toks``), and
+        transformers lets a checkpoint's ``generation_config.max_new_tokens``
+        take precedence over it, so a task's limit (the released 5 tokens of
+        Idefics2 text-only classification, ``--gen_kwargs max_gen_toks=N``)
+        would be silently replaced by the checkpoint's. The released code
+        passes ``max_new_tokens`` explicitly; so does this backend.
+        """
+        generation_kwargs.setdefault("max_new_tokens", max_length - inputs["input_ids"].shape[1])
+        return super()._model_multimodal_generate(inputs, max_length, stop, **generation_kwargs)
+
+    def _model_generate(self, context, max_length, stop, **generation_kwargs):
+        """lm-eval's text-only generation, the token limit passed as ``max_new_tokens`` (see above)."""
+        generation_kwargs.setdefault("max_new_tokens", max_length - context.shape[1])
+        return super()._model_generate(context, max_length, stop, **generation_kwargs)
+
     def loglikelihood(self, requests: list[Instance], disable_tqdm: bool = False) -> list[tuple[float, bool]]:
         """``(log P(continuation | images, context), is_greedy)`` per request, in request order.
 

@@ -116,3 +116,23 @@ def test_registering_the_backend_imports_neither_torch_nor_the_backend():
             "get_model('hf-multimodal-ll').__name__)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split("\n")
     assert out[:2] == ["[]", "MLLMUVisionLM MLLMUVisionLM"]
+
+
+def test_token_limit_beats_the_checkpoints_generation_config(tiny_vlm, tmp_path):
+    """A checkpoint whose generation_config sets max_new_tokens (many hub ones do) cannot lengthen answers past
+    the task's max_gen_toks (the released 5 tokens of Idefics2 text-only classification, for one)."""
+    import json
+    import shutil
+
+    ckpt = tmp_path / "ckpt"
+    shutil.copytree(tiny_vlm, ckpt)
+    cfg = json.loads((ckpt / "generation_config.json").read_text())
+    (ckpt / "generation_config.json").write_text(json.dumps({**cfg, "max_new_tokens": 50}))
+    gen = {"until": [], "do_sample": False, "max_gen_toks": 3}
+    lm = MLLMUVisionLM(pretrained=str(ckpt), device="cpu", batch_size=4)
+    tok = AutoTokenizer.from_pretrained(ckpt)
+    reqs = requests("img", n=4, gen=gen) + requests("txt", n=4, gen=gen)
+    answers = lm.generate_until(reqs, True)
+    # (a token that decodes to part of a character shows as U+FFFD, which re-encodes as 3 byte tokens: dropped)
+    lengths = [len(tok(a.replace("\ufffd", ""), add_special_tokens=False)["input_ids"]) for a in answers]
+    assert all(n <= 3 for n in lengths) and max(lengths) == 3, (answers, lengths)

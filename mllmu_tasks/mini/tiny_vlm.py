@@ -316,17 +316,17 @@ def count_parameters(size: str | TinySize = "test", vocab_size: int | None = Non
 
 
 def generation_config() -> GenerationConfig:
-    """Greedy decoding: ``do_sample=False``, ``max_new_tokens`` = :data:`MAX_NEW_TOKENS`, the special token ids.
+    """Greedy decoding: ``do_sample=False`` and the special token ids; no token limit.
 
-    Note: transformers lets a configured ``max_new_tokens`` take precedence over a
-    ``max_length`` passed to ``generate``; lm-eval's ``hf``/``hf-multimodal``
-    backends pass ``max_length`` = prompt + ``max_gen_toks``, so with these
-    checkpoints every HF generation is capped at :data:`MAX_NEW_TOKENS` new
-    tokens whatever a task's ``max_gen_toks`` says (vLLM is not affected).
+    No ``max_new_tokens``: transformers lets a configured one take precedence
+    over the ``max_length`` that lm-eval's ``hf``/``hf-multimodal`` backends
+    pass (prompt + ``max_gen_toks``), which would silently replace every task's
+    limit with the checkpoint's. Callers give the limit (:data:`MAX_NEW_TOKENS`
+    is the suite's).
     """
     from transformers import GenerationConfig
 
-    return GenerationConfig(do_sample=False, max_new_tokens=MAX_NEW_TOKENS, bos_token_id=SPECIAL_TOKENS.index(BOS_TOKEN),
+    return GenerationConfig(do_sample=False, bos_token_id=SPECIAL_TOKENS.index(BOS_TOKEN),
                             eos_token_id=SPECIAL_TOKENS.index(EOS_TOKEN), pad_token_id=SPECIAL_TOKENS.index(PAD_TOKEN))
 
 
