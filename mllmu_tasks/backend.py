@@ -29,6 +29,8 @@ from lm_eval.models.hf_vlms import HFMultimodalLM
 from lm_eval.models.huggingface import HFLM
 from transformers import StoppingCriteria, StoppingCriteriaList, StopStringCriteria
 
+from .sources import SettingsError
+
 
 def has_images(request: Instance) -> bool:
     """Whether a ``generate_until`` request carries at least one image (``args[2]["visual"]``)."""
@@ -67,6 +69,27 @@ class MLLMUVisionLM(HFMultimodalLM):
                 for i, out in zip(text_idx, outs):
                     answers[i] = out
         return answers
+
+    def tok_batch_multimodal_encode(self, strings, images, padding_side="left", left_truncate_len=None,
+                                    truncation=False):
+        """lm-eval's batch encoding, refusing to cut a prompt that does not fit the context.
+
+        lm-eval left-truncates ``input_ids`` to ``max_length - max_gen_toks``
+        without the image tensors (a crash, or a prompt that silently loses
+        its first demonstrations).
+
+        Raises:
+            ContextOverflowError: a prompt longer than ``left_truncate_len`` tokens.
+        """
+        encoding = super().tok_batch_multimodal_encode(strings, images, padding_side, None, truncation)
+        check_fits(encoding["input_ids"].shape[1], left_truncate_len, self.max_length)
+        return encoding
+
+    def tok_batch_encode(self, strings, padding_side="left", left_truncate_len=None, truncation=False):
+        """lm-eval's text-only batch encoding, refusing to cut a prompt (see :meth:`tok_batch_multimodal_encode`)."""
+        ids, mask = super().tok_batch_encode(strings, padding_side, None, truncation)
+        check_fits(ids.shape[1], left_truncate_len, self.max_length)
+        return ids, mask
 
     def _model_multimodal_generate(self, inputs, max_length, stop, **generation_kwargs):
         """lm-eval's image+text generation with the token limit passed as ``max_new_tokens``.
@@ -237,6 +260,27 @@ def check_takes_images(pretrained, revision: str = "main", trust_remote_code: bo
         raise ValueError(
             f"{pretrained!r} is a {model_type!r} model, which takes no images, so it cannot answer image+text "
             f"MLLMU tasks. Score its text-only tasks with `--model hf --tasks mllmu-txt`.")
+
+
+class ContextOverflowError(SettingsError):
+    """A prompt (with its demonstrations and image tokens) longer than the model's context allows.
+
+    A :class:`~mllmu_tasks.sources.SettingsError`: ``mllmu-eval`` prints it as one line (exit 2).
+    """
+
+
+def check_fits(prompt_tokens: int, limit: int | None, max_length: int) -> None:
+    """Raise when a batch's longest prompt exceeds ``limit`` = ``max_length`` - the new-token budget.
+
+    Raises:
+        ContextOverflowError: the message gives both lengths and what to change.
+    """
+    if limit and prompt_tokens > limit:
+        raise ContextOverflowError(
+            f"a prompt of {prompt_tokens} tokens (image tokens included) does not fit the model's context: "
+            f"max_length {max_length} minus the new-token budget leaves {limit}; lm-eval would cut its start "
+            f"(the first demonstrations) silently. Raise --model_args max_length=N if the model allows it, or "
+            f"score the zero-shot variant (--tasks mllmu-zs)")
 
 
 def _text_only(request: Instance) -> Instance:

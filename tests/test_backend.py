@@ -136,3 +136,18 @@ def test_token_limit_beats_the_checkpoints_generation_config(tiny_vlm, tmp_path)
     # (a token that decodes to part of a character shows as U+FFFD, which re-encodes as 3 byte tokens: dropped)
     lengths = [len(tok(a.replace("\ufffd", ""), add_special_tokens=False)["input_ids"]) for a in answers]
     assert all(n <= 3 for n in lengths) and max(lengths) == 3, (answers, lengths)
+
+
+def test_a_prompt_longer_than_the_context_is_refused_not_cut(tiny_vlm):
+    """lm-eval would left-truncate the ids (not the images): the first demonstrations lost, or a crash."""
+    from mllmu_tasks.backend import ContextOverflowError
+    from mllmu_tasks.sources import SettingsError
+
+    gen = {"until": ["ASSISTANT:"], "do_sample": False, "max_gen_toks": 8}
+    lm = MLLMUVisionLM(pretrained=str(tiny_vlm), device="cpu", batch_size=4, max_length=40)
+    for modality in ("img", "txt"):
+        with pytest.raises(ContextOverflowError, match=r"a prompt of \d+ tokens .* leaves 32"):
+            lm.generate_until(requests(modality, n=2, gen=gen), True)
+    assert issubclass(ContextOverflowError, SettingsError)  # mllmu-eval: one line, exit 2
+    roomy = MLLMUVisionLM(pretrained=str(tiny_vlm), device="cpu", batch_size=4)
+    assert len(roomy.generate_until(requests("img", n=2, gen=gen), True)) == 2
