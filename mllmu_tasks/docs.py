@@ -20,7 +20,7 @@ import datasets
 from PIL import Image
 
 from . import prompts
-from .images import checked_image_bytes
+from .images import checked_image_bytes, to_rgb
 from .schema import (CELEBRITY_CONFIG, IMAGE_TEXTUAL, OPTION_KEYS, PURE_TEXT, TEST_CONFIG, SchemaError,
                      forget_config, retain_config)
 from .sources import Source, image_root, load_config, profile_ids
@@ -204,8 +204,7 @@ def doc_to_image(doc: dict) -> list:
     Takes a document as lm-eval holds it (decoded ``PIL`` images) or as
     :func:`row_docs` returns it (checked ``{"bytes", "path"}`` cells).
     """
-    return [Image.open(io.BytesIO(img["bytes"])).convert("RGB") if isinstance(img, dict) else img.convert("RGB")
-            for img in doc["images"]]
+    return [to_rgb(Image.open(io.BytesIO(img["bytes"])) if isinstance(img, dict) else img) for img in doc["images"]]
 
 
 def has_image(doc: dict) -> bool:

@@ -3,7 +3,8 @@
 An image cell is ``{"bytes": ..., "path": ...}`` (``datasets.Image(decode=False)``).
 Bytes win; a path is read only inside the configuration's own directory of a
 local source, never outside it (no ``..``, no absolute paths, no symlink escape).
-Every image is converted to RGB (RGBA, palette, grayscale, CMYK inputs).
+Every image is converted to RGB (RGBA, palette, grayscale, CMYK inputs) by
+:func:`to_rgb`, which also scales high-bit-depth grayscale to 8 bits.
 """
 
 from __future__ import annotations
@@ -34,10 +35,33 @@ def safe_image_path(path: str, root: str | None) -> str:
     return full
 
 
+def to_rgb(img: Image.Image) -> Image.Image:
+    """An RGB copy of ``img``; 16-bit (``I;16*``, ``I``) and float (``F``) grayscale scaled to 0-255 first.
+
+    PIL's ``convert("RGB")`` clips such pixels at 255, so a 16-bit photograph
+    turns almost pure white (and the released code feeds it so). Here:
+    ``I;16*`` pixels x 255 / 65535; ``I`` the same when any pixel exceeds 255,
+    else as they are; ``F`` x 255 when every pixel is within 0-1, else clipped
+    to 0-255. Rounded to the nearest integer. Other modes: ``convert("RGB")``.
+    """
+    mode = img.mode
+    if not (mode.startswith("I;16") or mode in ("I", "F")):
+        return img if mode == "RGB" else img.convert("RGB")
+    import numpy as np
+
+    pixels = np.asarray(img, dtype=np.float64)
+    if mode.startswith("I;16") or (mode == "I" and pixels.max(initial=0) > 255):
+        pixels = pixels * 255.0 / 65535.0
+    elif mode == "F" and pixels.size and pixels.min() >= 0.0 and pixels.max() <= 1.0:
+        pixels = pixels * 255.0
+    gray = np.clip(np.rint(pixels), 0, 255).astype(np.uint8)
+    return Image.fromarray(gray, mode="L").convert("RGB")
+
+
 def _open_rgb(data: bytes) -> Image.Image:
     with Image.open(io.BytesIO(data)) as img:
         img.load()
-        return img.convert("RGB")
+        return to_rgb(img)
 
 
 def checked_image_bytes(cell, *, root: str | None, config: str, row: int, field: str,

@@ -1,0 +1,47 @@
+"""Bad input that must not change a score silently (issue 13): each case's exact value or error asserted."""
+
+import io
+import json
+
+from PIL import Image
+
+from conftest import eval_row, write_config
+from mllmu_tasks import docs
+from mllmu_tasks.images import to_rgb
+from mllmu_tasks.sources import resolve_source
+
+
+def i16_png(value: int) -> bytes:
+    """A 16-bit grayscale PNG (mode I;16) of one value."""
+    buf = io.BytesIO()
+    Image.new("I;16", (8, 8), value).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def test_16_bit_grayscale_is_scaled_not_whitened(tmp_path):
+    # PIL's convert("RGB") clips 16-bit pixels at 255: mid-gray 32768 would become white (255)
+    assert Image.open(io.BytesIO(i16_png(32768))).convert("RGB").getpixel((0, 0)) == (255, 255, 255)
+    rows = [eval_row("001", "Ann Lee", "doctor", i16_png(32768)), eval_row("002", "Bo Ruiz", "painter", i16_png(0))]
+    write_config(tmp_path, "forget_5", rows[:1])
+    write_config(tmp_path, "retain_95", rows[1:])
+    write_config(tmp_path, "ft_Data", [{"image": r["image"], "metadata": json.dumps(
+        [{"ID": r["ID"], "Question": "What is this person's job?", "Answer": "A job."}])} for r in rows])
+    source = resolve_source(str(tmp_path))
+    doc = docs.build_docs("forget", "cls", "img", source, 5)[0]
+    # scoring: 32768 / 65535 * 255 = 127.5 -> 128
+    assert docs.doc_to_image(doc)[0].getpixel((3, 3)) == (128, 128, 128)
+    # training reads the same pixels
+    from unlearners.data import load_examples
+
+    examples = {e.profile_id: e for e in load_examples(str(tmp_path), "all", "image+text", forget_ratio=5)}
+    assert examples["001"].image.getpixel((3, 3)) == (128, 128, 128)
+    assert examples["002"].image.getpixel((3, 3)) == (0, 0, 0)
+
+
+def test_other_high_depth_modes():
+    assert to_rgb(Image.new("I", (2, 2), 65535)).getpixel((0, 0)) == (255, 255, 255)  # 16-bit data held as I
+    assert to_rgb(Image.new("I", (2, 2), 100)).getpixel((0, 0)) == (100, 100, 100)    # 8-bit data held as I
+    assert to_rgb(Image.new("F", (2, 2), 0.25)).getpixel((0, 0)) == (64, 64, 64)      # 0.25 * 255 = 63.75
+    assert to_rgb(Image.new("F", (2, 2), 300.0)).getpixel((0, 0)) == (255, 255, 255)  # out of range: clipped
+    rgba = Image.new("RGBA", (2, 2), (10, 20, 30, 0))
+    assert to_rgb(rgba).getpixel((0, 0)) == (10, 20, 30)
