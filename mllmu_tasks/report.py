@@ -139,10 +139,20 @@ def load_samples(results_path: Path) -> dict[str, dict[int, dict]]:
     return samples
 
 
-def question_scores(samples: dict[str, dict[int, dict]], set_name: str, kind: str, modality: str) -> dict[int, float]:
-    """Per-question headline metric of one leaf task: ``{doc_id: value}`` (empty when not logged)."""
+def question_key(doc: dict) -> tuple[str, int, str]:
+    """What makes a question the same question in two runs: profile ID, position in its list, text.
+
+    lm-eval's ``doc_id`` is only a position in one run's document list: runs at
+    other forget ratios (or with other demonstration draws) number other
+    questions alike.
+    """
+    return (str(doc.get("ID")), int(doc.get("item_index", doc.get("question_index", -1))), str(doc.get("question")))
+
+
+def question_scores(samples: dict[str, dict[int, dict]], set_name: str, kind: str, modality: str) -> dict[tuple, float]:
+    """Per-question headline metric of one leaf task: ``{question_key: value}`` (empty when not logged)."""
     task = samples.get(leaf_task(samples, set_name, kind, modality), {})
-    return {doc_id: float(row[HEADLINE[kind]]) for doc_id, row in task.items()}
+    return {question_key(row["doc"]): float(row[HEADLINE[kind]]) for row in task.values()}
 
 
 def bootstrap_ci(values, n_boot: int = 1000, seed: int = 0, level: float = 0.95) -> tuple[float, float]:
@@ -166,9 +176,9 @@ def bootstrap_ci(values, n_boot: int = 1000, seed: int = 0, level: float = 0.95)
     return float(np.percentile(means, tail)), float(np.percentile(means, 100 - tail))
 
 
-def paired_bootstrap(a: dict[int, float], b: dict[int, float], n_boot: int = 1000, seed: int = 0,
+def paired_bootstrap(a: dict, b: dict, n_boot: int = 1000, seed: int = 0,
                      level: float = 0.95) -> dict[str, float]:
-    """Paired comparison of two models on the same questions (doc ids present in both).
+    """Paired comparison of two models on the same questions (keys present in both: :func:`question_key`).
 
     Resamples questions with replacement (the same indices for both models)
     and returns the mean difference ``a - b``, its percentile interval, and a
@@ -183,7 +193,7 @@ def paired_bootstrap(a: dict[int, float], b: dict[int, float], n_boot: int = 100
 
     common = sorted(set(a) & set(b))
     if not common:
-        raise ValueError("the two runs share no question (doc ids)")
+        raise ValueError("the two runs share no question")
     diffs = np.array([a[i] - b[i] for i in common], dtype=float)
     idx = np.random.default_rng(seed).integers(0, diffs.size, size=(n_boot, diffs.size))
     boot = diffs[idx].mean(axis=1)

@@ -32,7 +32,14 @@ def main(argv: list[str] | None = None) -> None:
     names = args.names.split(",") if args.names else [p.parent.name + "/" + p.stem for p in paths]
     if len(names) != len(paths):
         parser.error(f"--names gives {len(names)} names for {len(paths)} runs")
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        parser.error(f"--names repeats {repeated}: each run needs its own name")
     runs = {n: (report.load_results(p), report.load_samples(p)) for n, p in zip(names, paths)}
+    for name, path in zip(names, paths):
+        found = runs[name][0].get("results", {})
+        if not any(report.leaf_task(found, s, k, m) in found for s, k, m in report.COLUMNS):
+            parser.error(f"{path}: no MLLMU task results (mllmu_* or mllmu-zs_*) in it")
     rows = report.interval_rows(runs, args.n_boot, args.seed)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

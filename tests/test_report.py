@@ -60,8 +60,9 @@ def test_report_numbers(two_runs, tmp_path, capsys):
         assert float(row["ci_low"]) == pytest.approx(low) and float(row["ci_high"]) == pytest.approx(high)
         assert int(row["n"]) == len(values) == min(12, len(samples[task]))
     # the paired comparison on the generation task, recomputed
-    a = {s["doc_id"]: s["rougeL"] for s in samples0["mllmu_retain_gen_txt"].values()}
-    b = {s["doc_id"]: s["rougeL"] for s in samples1["mllmu_retain_gen_txt"].values()}
+    # (paired by question: profile ID, position, text; not by lm-eval's doc_id)
+    a = {report.question_key(s["doc"]): s["rougeL"] for s in samples0["mllmu_retain_gen_txt"].values()}
+    b = {report.question_key(s["doc"]): s["rougeL"] for s in samples1["mllmu_retain_gen_txt"].values()}
     ids = sorted(a)
     diffs = np.array([a[i] - b[i] for i in ids])
     _, _, boot = numpy_bootstrap_mean(list(diffs), 500, 3)
@@ -82,3 +83,32 @@ def test_paired_bootstrap_detects_a_real_difference():
     assert same["diff"] == 0 and same["p"] == 1.0
     with pytest.raises(ValueError, match="share no question"):
         report.paired_bootstrap({0: 1.0}, {1: 1.0})
+
+
+def _sample(doc_id, pid, index, question, score):
+    return {"doc_id": doc_id, "doc": {"ID": pid, "item_index": index, "question": question}, "rougeL": score}
+
+
+def test_comparison_pairs_questions_not_doc_ids():
+    """Two runs whose doc_ids number different people's questions (e.g. other forget ratios) pair by question."""
+    run_a = {"mllmu_forget_gen_txt": {0: _sample(0, "001", 0, "q1", 1.0), 1: _sample(1, "002", 0, "q2", 0.0),
+                                      2: _sample(2, "003", 0, "q3", 1.0)}}
+    run_b = {"mllmu_forget_gen_txt": {0: _sample(0, "002", 0, "q2", 0.0), 1: _sample(1, "003", 0, "q3", 1.0),
+                                      2: _sample(2, "009", 0, "q9", 0.0)}}
+    a = report.question_scores(run_a, "forget", "gen", "txt")
+    b = report.question_scores(run_b, "forget", "gen", "txt")
+    result = report.paired_bootstrap(a, b, n_boot=200, seed=0)
+    # only 002 and 003 are shared, with equal scores: no difference (by doc_id it would pair 001 with 002: +1.0)
+    assert result["n"] == 2 and result["diff"] == 0.0 and result["p"] == 1.0
+
+
+def test_report_refuses_repeated_names_and_foreign_results(two_runs, tmp_path, capsys):
+    with pytest.raises(SystemExit) as err:
+        report_main([str(two_runs[0]), str(two_runs[1]), "--names", "m,m", "--out", str(tmp_path / "a")])
+    assert err.value.code == 2 and "--names repeats ['m']" in capsys.readouterr().err
+    foreign = tmp_path / "results_other.json"
+    foreign.write_text(json.dumps({"results": {"hellaswag": {"acc,none": 0.5}}}))
+    with pytest.raises(SystemExit) as err:
+        report_main([str(foreign), "--out", str(tmp_path / "b")])
+    assert err.value.code == 2 and "no MLLMU task results" in capsys.readouterr().err
+    assert not (tmp_path / "b" / "report.md").exists()
