@@ -193,9 +193,11 @@ def load_config(config: str, source: Source) -> datasets.Dataset:
     check_columns(ds.column_names, config, source=str(source))
     for column in ("image", "images"):
         if column in ds.column_names:
-            feature = ds.features[column]
-            undecoded = (datasets.Image(decode=False) if isinstance(feature, datasets.Image)
-                         else datasets.List(datasets.Image(decode=False)))
+            # by the Arrow type, not the features: a parquet written without the Hugging Face
+            # metadata (a pandas round trip) has plain structs where Image features were
+            is_list = pa.types.is_list(ds.data.table.schema.field(column).type) or \
+                pa.types.is_large_list(ds.data.table.schema.field(column).type)
+            undecoded = datasets.List(datasets.Image(decode=False)) if is_list else datasets.Image(decode=False)
             ds = ds.cast_column(column, undecoded)
     log.info("MLLMU: loaded %s from %s (%d rows)", config, source, len(ds))
     return ds

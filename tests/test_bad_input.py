@@ -45,3 +45,27 @@ def test_other_high_depth_modes():
     assert to_rgb(Image.new("F", (2, 2), 300.0)).getpixel((0, 0)) == (255, 255, 255)  # out of range: clipped
     rgba = Image.new("RGBA", (2, 2), (10, 20, 30, 0))
     assert to_rgb(rgba).getpixel((0, 0)) == (10, 20, 30)
+
+
+def test_parquet_without_the_hugging_face_metadata_reads_the_same(tmp_path):
+    """A pandas round trip drops the features metadata (images become plain structs): same documents, same pairs."""
+    import pandas as pd
+
+    from mllmu_tasks import MINI_DATA_DIR
+    from unlearners.data import load_examples
+
+    for config in ("Full_Set", "forget_10", "retain_90", "Test_Set", "ft_Data"):
+        (tmp_path / config).mkdir()
+        frame = pd.read_parquet(f"{MINI_DATA_DIR}/{config}/train-00000-of-00001.parquet")
+        frame.to_parquet(tmp_path / config / "train-00000-of-00001.parquet")
+    mini, copy = resolve_source("mini"), resolve_source(str(tmp_path))
+    for set_name, kind in (("test", "cls"), ("forget", "cloze")):
+        a, b = docs.build_docs(set_name, kind, "img", mini, 10), docs.build_docs(set_name, kind, "img", copy, 10)
+        assert len(a) == len(b) > 0
+        for x, y in zip(a, b):
+            assert x["question"] == y["question"] and x["answer"] == y["answer"]
+            assert list(docs.doc_to_image(x)[0].getdata()) == list(docs.doc_to_image(y)[0].getdata())
+    pairs_a = load_examples("mini", "forget", "image+text", forget_ratio=10)
+    pairs_b = load_examples(str(tmp_path), "forget", "image+text", forget_ratio=10)
+    assert [(e.question, e.answer) for e in pairs_a] == [(e.question, e.answer) for e in pairs_b]
+    assert list(pairs_a[0].image.getdata()) == list(pairs_b[0].image.getdata())
