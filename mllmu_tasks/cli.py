@@ -20,6 +20,7 @@ Example::
 
 from __future__ import annotations
 
+import logging
 import sys
 
 from . import TASKS_DIR
@@ -95,8 +96,33 @@ def check_backend_takes_images(model: str | None, tasks, metadata: dict) -> None
                             f"tasks with `--tasks mllmu-txt`, or all of them with `--model mllmu-vlm`")
 
 
+class SaveFailures(logging.Handler):
+    """Collects lm-eval's "Could not save ..." warnings and the cause it logs next (lm-eval 0.4.13 swallows
+    the ``OSError`` of a full disk or an unwritable ``--output_path`` and exits 0)."""
+
+    WARNINGS = ("Could not save results aggregated", "Could not save sample results")
+
+    def __init__(self):
+        super().__init__(logging.INFO)
+        self.failures: list[str] = []
+        self._await_cause = False
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        if message.startswith(self.WARNINGS):
+            self.failures.append(message)
+            self._await_cause = True
+        elif self._await_cause:
+            self.failures[-1] += f" ({message})"
+            self._await_cause = False
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Run lm-eval's CLI (``run``, ``ls``, ``validate``) with the suite included."""
+    """Run lm-eval's CLI (``run``, ``ls``, ``validate``) with the suite included.
+
+    Exit codes: 2 for bad settings or data (one line naming the config, row
+    and field), 1 when the results could not be written (:class:`SaveFailures`).
+    """
     args = list(sys.argv[1:] if argv is None else argv)
     include_defaults = INCLUDE_DEFAULTS_FLAG in args
     args = [a for a in args if a != INCLUDE_DEFAULTS_FLAG]
@@ -109,6 +135,10 @@ def main(argv: list[str] | None = None) -> None:
     register()
     lm_eval.tasks.TaskManager = suite_task_manager(include_defaults)
     sys.argv = ["mllmu-eval", *args]
+    saving = SaveFailures()
+    tracker_log = logging.getLogger("lm_eval.loggers.evaluation_tracker")
+    tracker_log.addHandler(saving)
+    tracker_log.setLevel(min(tracker_log.getEffectiveLevel(), logging.INFO))
     try:
         check_settings(args)
         cli_evaluate()
@@ -116,6 +146,12 @@ def main(argv: list[str] | None = None) -> None:
         # bad data or source: one clear line (config, row, field) instead of lm-eval's traceback
         print(f"mllmu-eval: error: {err}", file=sys.stderr)
         sys.exit(2)
+    finally:
+        tracker_log.removeHandler(saving)
+    if saving.failures:
+        print(f"mllmu-eval: error: results not written: {'; '.join(saving.failures)}: a partial results or "
+              f"samples file in --output_path is not to be trusted (full disk? unwritable folder?)", file=sys.stderr)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

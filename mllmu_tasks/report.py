@@ -36,8 +36,15 @@ def leaf_task(tasks, set_name: str, kind: str, modality: str) -> str:
 
 
 def load_results(path: str | Path) -> dict:
-    """An lm-eval results JSON (``results``, ``groups``, ``configs``...)."""
-    return json.loads(Path(path).read_text(encoding="utf-8"))
+    """An lm-eval results JSON (``results``, ``groups``, ``configs``...).
+
+    Raises:
+        ValueError: the file is not JSON (for example cut short by a full disk); the message names it.
+    """
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path}: not a complete results JSON ({err}); was it cut short (a full disk)?") from err
 
 
 def headline(results: dict, set_name: str, kind: str, modality: str) -> float | None:
@@ -129,12 +136,19 @@ def find_results(path: str | Path) -> Path:
 
 
 def load_samples(results_path: Path) -> dict[str, dict[int, dict]]:
-    """``{task: {doc_id: sample}}`` from the ``--log_samples`` files beside a results JSON (same date id)."""
+    """``{task: {doc_id: sample}}`` from the ``--log_samples`` files beside a results JSON (same date id).
+
+    Raises:
+        ValueError: a samples file is not JSON Lines (cut short); the message names it.
+    """
     date_id = results_path.stem[len("results_"):]
     samples = {}
     for f in results_path.parent.glob(f"samples_*_{date_id}.jsonl"):
         task = f.name[len("samples_"):-len(f"_{date_id}.jsonl")]
-        rows = [json.loads(line) for line in f.read_text(encoding="utf-8").splitlines() if line.strip()]
+        try:
+            rows = [json.loads(line) for line in f.read_text(encoding="utf-8").splitlines() if line.strip()]
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{f}: not a complete samples file ({err}); was it cut short (a full disk)?") from err
         samples[task] = {row["doc_id"]: row for row in rows}
     return samples
 

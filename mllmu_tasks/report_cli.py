@@ -35,7 +35,10 @@ def main(argv: list[str] | None = None) -> None:
     repeated = sorted({n for n in names if names.count(n) > 1})
     if repeated:
         parser.error(f"--names repeats {repeated}: each run needs its own name")
-    runs = {n: (report.load_results(p), report.load_samples(p)) for n, p in zip(names, paths)}
+    try:
+        runs = {n: (report.load_results(p), report.load_samples(p)) for n, p in zip(names, paths)}
+    except ValueError as err:  # a results or samples file cut short: one line naming it
+        parser.error(str(err))
     for name, path in zip(names, paths):
         found = runs[name][0].get("results", {})
         if not any(report.leaf_task(found, s, k, m) in found for s, k, m in report.COLUMNS):

@@ -69,3 +69,32 @@ def test_parquet_without_the_hugging_face_metadata_reads_the_same(tmp_path):
     pairs_b = load_examples(str(tmp_path), "forget", "image+text", forget_ratio=10)
     assert [(e.question, e.answer) for e in pairs_a] == [(e.question, e.answer) for e in pairs_b]
     assert list(pairs_a[0].image.getdata()) == list(pairs_b[0].image.getdata())
+
+
+def test_results_that_cannot_be_written_fail_the_run(tmp_path):
+    """lm-eval 0.4.13 logs a warning and exits 0 when it cannot write the results (full disk, bad folder)."""
+    import subprocess
+    import sys
+
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the output folder should be")
+    proc = subprocess.run([sys.executable, "-m", "mllmu_tasks.cli", "--model", "dummy", "--tasks",
+                           "mllmu-zs_forget_cls_txt", "--metadata", json.dumps({"source": "mini"}), "--limit", "1",
+                           "--output_path", str(blocker / "out"), "--log_samples"],
+                          capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("mllmu-eval: error: results not written: Could not save results aggregated")
+    assert "Not a directory" in last or "NotADirectoryError" in last or "FileExistsError" in last
+
+
+def test_report_names_a_results_file_cut_short(tmp_path, capsys):
+    import pytest
+
+    from mllmu_tasks.report_cli import main as report_main
+
+    cut = tmp_path / "results_2026.json"
+    cut.write_text('{"results": {"mllmu_forget_cls_img": {"acc,none": 0.')
+    with pytest.raises(SystemExit) as err:
+        report_main([str(cut), "--out", str(tmp_path / "rep")])
+    assert err.value.code == 2 and f"{cut}: not a complete results JSON" in capsys.readouterr().err
