@@ -13,6 +13,7 @@ Example::
 from __future__ import annotations
 
 import dataclasses
+import logging
 import shutil
 from pathlib import Path
 
@@ -21,8 +22,8 @@ from transformers import set_seed
 from mllmu_tasks.family import checkpoint_model_type
 
 from . import __version__
-from .checkpoint import (check_output_dir, discard_staging, prepare_staging, publish, save_model, staging_dir,
-                         write_card)
+from .checkpoint import (check_output_dir, discard_staging, prepare_staging, publish, recover_publish, save_model,
+                         staging_dir, trainer_checkpoints, write_card)
 from .collator import AnswerOnlyCollator
 from .config import DataArguments, ModelArguments, UnlearnTrainingArguments
 from .data import Example, PairedDataset, load_subsets
@@ -33,6 +34,8 @@ from .methods.losses import forward_logits
 from .released import (SEQUENTIAL_PASS_METHODS, ReleasedCollator, SequentialPasses, check_released,
                        released_layout, released_optimizer_defaults)
 from .trainer import UnlearnTrainer
+
+log = logging.getLogger(__name__)
 
 #: Which profiles each stream holds (``train`` follows ``DataArguments.train_subset``).
 STREAM_SUBSETS = {"forget": "forget", "retain": "retain"}
@@ -57,6 +60,27 @@ def build_reference(method: Method, margs: ModelArguments, model, device, dtype)
         ref = ref.to(device).eval().requires_grad_(False)
         return lambda batch: forward_logits(ref, batch)
     return adapter_disabled_reference(model) if margs.lora else frozen_copy_reference(model, device)
+
+
+def resume_point(value: str | None, output_dir: str | Path) -> Path | None:
+    """The checkpoint ``--resume_from_checkpoint`` names: ``last``/``true`` = the newest one this output's
+    unfinished run saved, else a checkpoint folder; None when not resuming.
+
+    Raises:
+        FileNotFoundError: nothing to resume from (the message says how checkpoints are saved).
+    """
+    if not value or str(value).lower() in ("false", "none"):
+        return None
+    if str(value).lower() in ("true", "last", "latest"):
+        saved = trainer_checkpoints(output_dir)
+        if not saved:
+            raise FileNotFoundError(f"--resume_from_checkpoint: no checkpoint in {staging_dir(output_dir) / 'trainer'} "
+                                    f"(a run saves them with --save_strategy steps --save_steps N)")
+        return saved[-1]
+    path = Path(value)
+    if not (path / "trainer_state.json").is_file():
+        raise FileNotFoundError(f"--resume_from_checkpoint {value}: not a Trainer checkpoint (no trainer_state.json)")
+    return path
 
 
 def settings_of(method: Method, margs: ModelArguments, data: DataArguments, targs: UnlearnTrainingArguments) -> dict:
@@ -114,24 +138,36 @@ def run(method_name: str, margs: ModelArguments, data: DataArguments | dict[str,
     (then ``card`` describes the data for the model card). Only the main
     process writes; the checkpoint appears complete or not at all.
 
+    Checkpoints (``--save_strategy steps``) are kept in the staging folder
+    until the output is published, also when the run fails;
+    ``--resume_from_checkpoint`` (``last`` or a path) continues from one with
+    its optimizer, scheduler and random state.
+
     Raises:
-        FileExistsError: the output exists (without ``overwrite``).
-        ValueError, FileNotFoundError, SchemaError: bad method, model or data.
+        FileExistsError: the output exists (without ``overwrite``), or an
+            unfinished run's checkpoints wait (without ``resume_from_checkpoint`` or ``overwrite``).
+        ValueError, FileNotFoundError, SchemaError: bad method, model or data;
+            nothing to resume from.
         NonFiniteLossError: the loss became NaN/inf (nothing is written).
     """
     method = get_method(method_name)(method_config)
     method.released = targs.protocol == "released"  # set here: a subclass may define its own __init__(config)
     output_dir = targs.output_dir
+    if targs.process_index == 0 and recover_publish(output_dir):
+        log.warning("%s: the previous output is back in place (a publish was interrupted)", output_dir)
     check_output_dir(output_dir, targs.overwrite)
+    resume = resume_point(targs.resume_from_checkpoint, output_dir)
     set_seed(targs.seed)
-    stage = prepare_staging(output_dir) if targs.process_index == 0 else None
+    stage = prepare_staging(output_dir, resume=resume is not None, overwrite=targs.overwrite) \
+        if targs.process_index == 0 else None
     trainer_args = dataclasses.replace(targs, output_dir=str(staging_dir(output_dir) / "trainer"))
     try:
         trainer = build_trainer(method, margs, data, trainer_args, dtype)
-        trainer.train()
+        trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     except BaseException:
-        if stage is not None:
-            discard_staging(output_dir)
+        if stage is not None and discard_staging(output_dir):
+            log.warning("the checkpoints of this run are kept in %s: continue with --resume_from_checkpoint last",
+                        staging_dir(output_dir) / "trainer")
         raise
     if not trainer.is_world_process_zero():
         return Path(output_dir).resolve()

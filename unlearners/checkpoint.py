@@ -4,7 +4,11 @@ The run writes into a hidden staging folder beside the output
 (``.<name>.partial``) and renames it into place only when everything is
 written, so a run that dies (or stops on a NaN loss) leaves no directory
 that looks like a complete checkpoint. An existing output is replaced only
-with ``overwrite``.
+with ``overwrite``. Trainer checkpoints (``--save_strategy steps``) live in
+``.<name>.partial/trainer/checkpoint-N`` and survive a failed or killed run
+until the final output is published (``--resume_from_checkpoint`` continues
+from them); a publish interrupted between its two renames is undone at the
+next start (:func:`recover_publish`).
 """
 
 from __future__ import annotations
@@ -33,17 +37,52 @@ def check_output_dir(output_dir: str | Path, overwrite: bool) -> None:
         raise FileExistsError(f"{out} exists and is not empty; pass --overwrite to replace it")
 
 
-def prepare_staging(output_dir: str | Path) -> Path:
-    """A fresh, empty staging folder (a stale one from a dead run is removed)."""
+def trainer_checkpoints(output_dir: str | Path) -> list[Path]:
+    """The Trainer checkpoints a run of ``output_dir`` saved (``checkpoint-N``), oldest first."""
+    folder = staging_dir(output_dir) / "trainer"
+    found = [p for p in folder.glob("checkpoint-*") if p.is_dir() and p.name.split("-")[-1].isdigit()]
+    return sorted(found, key=lambda p: int(p.name.split("-")[-1]))
+
+
+def prepare_staging(output_dir: str | Path, resume: bool = False, overwrite: bool = False) -> Path:
+    """The staging folder: kept as it is to resume, otherwise fresh.
+
+    Raises:
+        FileExistsError: a stale staging folder holds Trainer checkpoints and
+            neither ``resume`` nor ``overwrite`` says what to do with them.
+    """
     stage = staging_dir(output_dir)
+    if resume:
+        stage.mkdir(parents=True, exist_ok=True)
+        return stage
+    saved = trainer_checkpoints(output_dir)
+    if saved and not overwrite:
+        raise FileExistsError(f"{stage} holds the checkpoints of an unfinished run ({', '.join(p.name for p in saved)}): "
+                              f"pass --resume_from_checkpoint to continue it, or --overwrite to start over")
     shutil.rmtree(stage, ignore_errors=True)
     stage.mkdir(parents=True)
     return stage
 
 
-def discard_staging(output_dir: str | Path) -> None:
-    """Remove the staging folder (after a failed run)."""
+def discard_staging(output_dir: str | Path) -> bool:
+    """After a failed run: remove the staging folder unless it holds checkpoints to resume from.
+
+    Returns whether it was kept.
+    """
+    if trainer_checkpoints(output_dir):
+        return True
     shutil.rmtree(staging_dir(output_dir), ignore_errors=True)
+    return False
+
+
+def recover_publish(output_dir: str | Path) -> bool:
+    """Undo a publish interrupted between its renames: the old output is back in place. Returns whether it was."""
+    out = Path(output_dir).resolve()
+    old = out.parent / f".{out.name}.old"
+    if old.is_dir() and not out.exists():
+        old.rename(out)
+        return True
+    return False
 
 
 def publish(output_dir: str | Path) -> Path:
