@@ -65,6 +65,27 @@ def set_config(set_name: str, forget_ratio: int) -> str:
     return configs[set_name]
 
 
+def check_profile_ids(config: str, source: Source, forget_ratio: int) -> None:
+    """IDs unique within ``config``; for the fictitious sets, no profile in both ``forget_X`` and ``retain_Y``.
+
+    Raises:
+        SchemaError: a repeated ID (its rows named), or profiles in both sets.
+    """
+    ids = profile_ids(config, source)
+    first = {}
+    for row, pid in enumerate(ids):
+        if pid in first:
+            raise SchemaError(f"ID {pid!r} again (first in row {first[pid]}): its questions would count twice",
+                              config=config, row=row, field="ID", source=str(source), profile_id=pid)
+        first[pid] = row
+    if config in (forget_config(forget_ratio), retain_config(forget_ratio)):
+        both = sorted(set(profile_ids(forget_config(forget_ratio), source)) &
+                      set(profile_ids(retain_config(forget_ratio), source)))
+        if both:
+            raise SchemaError(f"profiles {both[:10]} are in both {forget_config(forget_ratio)} and "
+                              f"{retain_config(forget_ratio)}", config=config, field="ID", source=str(source))
+
+
 def test_image_index(profile_id: str, num_images: int) -> int:
     """Deterministic choice among a ``Test_Set`` row's ``images``: SHA-256 of the ID modulo their number.
 
@@ -182,9 +203,14 @@ def build_docs(set_name: str, kind: str, modality: str, source: Source, forget_r
         raise ValueError(f"kind must be one of {KINDS} and modality one of {MODALITIES}, got {kind!r}, {modality!r}")
     config = set_config(set_name, forget_ratio)
     table = load_config(config, source)
+    check_profile_ids(config, source, forget_ratio)
     keep = None
     if set_name == "test":
         keep = set(profile_ids(forget_config(forget_ratio), source))
+        missing = sorted(keep - set(table["ID"]))
+        if missing:
+            raise SchemaError(f"the forget profiles {missing[:10]} have no row (their test questions would be "
+                              f"skipped silently)", config=config, field="ID", source=str(source))
     docs = []
     for row_index, row in enumerate(table):
         if keep is None or row.get("ID") in keep:

@@ -55,7 +55,10 @@ def parse_metadata(metadata, *, row: int, config: str = FT_CONFIG, source: str |
         missing = [k for k in ("ID", "Question", "Answer") if not isinstance(item, dict) or not item.get(k)]
         if missing:
             raise SchemaError(f"missing {missing}", field=f"metadata[{i}]", **where)
-        pairs.append(FTPair(str(item["ID"]), item["Question"], item["Answer"], row))
+        if not isinstance(item["ID"], str):  # 1 would be read as "1", never matching "001": a profile lost
+            raise SchemaError(f"ID {item['ID']!r} is a {type(item['ID']).__name__}; MLLMU IDs are strings such as "
+                              f"'001'", field=f"metadata[{i}].ID", **where)
+        pairs.append(FTPair(item["ID"], item["Question"], item["Answer"], row))
     ids = {p.profile_id for p in pairs}
     if len(ids) != 1:
         raise SchemaError(f"pairs of several profiles {sorted(ids)} in one row", field="metadata", **where)
@@ -77,13 +80,19 @@ def load_ft_profiles(source: Source) -> list[FTProfile]:
 
     Raises:
         SchemaError: an evaluation configuration's columns where ``ft_Data``
-            was expected, or a bad ``metadata`` (config, row and field named).
+            was expected, a bad ``metadata``, a non-string ID, or a profile in
+            two rows (config, row and field named).
     """
     table = load_config(FT_CONFIG, source)
-    profiles = []
+    profiles, seen = [], {}
     for row, record in enumerate(table):
         pairs = parse_metadata(record["metadata"], row=row, source=str(source))
-        profiles.append(FTProfile(pairs[0].profile_id, pairs, record.get("image"), row))
+        pid = pairs[0].profile_id
+        if pid in seen:  # its pairs would be trained twice
+            raise SchemaError(f"profile {pid!r} again (first in row {seen[pid]})", config=FT_CONFIG, row=row,
+                              field="metadata", source=str(source), profile_id=pid)
+        seen[pid] = row
+        profiles.append(FTProfile(pid, pairs, record.get("image"), row))
     return profiles
 
 

@@ -98,3 +98,50 @@ def test_report_names_a_results_file_cut_short(tmp_path, capsys):
     with pytest.raises(SystemExit) as err:
         report_main([str(cut), "--out", str(tmp_path / "rep")])
     assert err.value.code == 2 and f"{cut}: not a complete results JSON" in capsys.readouterr().err
+
+
+def _bench(root, forget, retain, test_ids, ft_ids=None):
+    """A small hub-layout copy: forget/retain/Test_Set/ft_Data rows of the given profile IDs."""
+    from conftest import make_test_set_row, png_bytes
+
+    def row(pid):
+        return eval_row(pid, f"Person {pid}", "nurse")
+
+    write_config(root, "forget_5", [row(p) for p in forget])
+    write_config(root, "retain_95", [row(p) for p in retain])
+    write_config(root, "Test_Set", [make_test_set_row(row(p), [png_bytes()]) for p in test_ids])
+    write_config(root, "ft_Data", [{"image": {"bytes": png_bytes(), "path": None}, "metadata": json.dumps(
+        [{"ID": p, "Question": "Q?", "Answer": "A."}])} for p in (ft_ids or forget + retain)])
+    return resolve_source(str(root))
+
+
+def test_integrity_of_profile_ids(tmp_path):
+    import pytest
+
+    from mllmu_tasks.schema import SchemaError
+    from unlearners.data import load_examples
+
+    source = _bench(tmp_path / "dup", ["001", "001"], ["002"], ["001"])
+    with pytest.raises(SchemaError, match=r"forget_5 .*row 1 \(ID '001'\), field ID: ID '001' again \(first in row 0\)"):
+        docs.build_docs("forget", "gen", "txt", source, 5)
+    source = _bench(tmp_path / "test", ["001", "002"], ["003"], ["001", "003"])
+    with pytest.raises(SchemaError, match=r"Test_Set .*field ID: the forget profiles \['002'\] have no row"):
+        docs.build_docs("test", "gen", "txt", source, 5)
+    source = _bench(tmp_path / "both", ["001", "002"], ["002", "003"], ["001", "002"], ft_ids=["001", "002", "003"])
+    with pytest.raises(SchemaError, match=r"profiles \['002'\] are in both forget_5 and retain_95"):
+        docs.build_docs("retain", "gen", "txt", source, 5)
+    with pytest.raises(SchemaError, match=r"profiles \['002'\] are in both forget_5 and retain_95"):
+        load_examples(str(tmp_path / "both"), "forget", "text-only", forget_ratio=5)
+    _bench(tmp_path / "twice", ["001"], ["002"], ["001"], ft_ids=["001", "002", "001"])
+    with pytest.raises(SchemaError, match=r"ft_Data .*row 2 \(ID '001'\), field metadata: profile '001' again"):
+        load_examples(str(tmp_path / "twice"), "all", "text-only")
+
+
+def test_integer_ids_in_ft_data_are_refused():
+    import pytest
+
+    from mllmu_tasks.ft_data import parse_metadata
+    from mllmu_tasks.schema import SchemaError
+
+    with pytest.raises(SchemaError, match=r"row 4, field metadata\[0\].ID: ID 1 is a int; MLLMU IDs are strings"):
+        parse_metadata(json.dumps([{"ID": 1, "Question": "Q?", "Answer": "A."}]), row=4)

@@ -136,7 +136,7 @@ def test_forget_ratio_and_source_resolution(monkeypatch, tmp_path):
 
 def test_wrong_test_set_ids_are_an_error(small_bench):
     write_config(small_bench, "forget_5", [eval_row("777", "No One", "spy")])
-    with pytest.raises(SchemaError, match="no row has an ID of forget_5"):
+    with pytest.raises(SchemaError, match=r"the forget profiles \['777'\] have no row"):
         docs.build_docs("test", "gen", "txt", src(small_bench), 5)
 
 

@@ -21,7 +21,7 @@ from PIL import Image
 
 from mllmu_tasks.ft_data import FTProfile, load_ft_profiles, read_ft_jsonl, read_splits, split_ids
 from mllmu_tasks.images import decode_image
-from mllmu_tasks.schema import FT_CONFIG, forget_config, retain_config
+from mllmu_tasks.schema import FT_CONFIG, SchemaError, forget_config, retain_config
 from mllmu_tasks.sources import Source, image_root, profile_ids, resolve_source
 
 MODALITIES = ("image+text", "text-only")
@@ -67,6 +67,11 @@ def forget_retain_ids(forget_ratio: int, source: Source | None, splits: str | Pa
     elif source is not None:
         forget = profile_ids(forget_config(forget_ratio), source)
         retain = profile_ids(retain_config(forget_ratio), source)
+        both = sorted(set(forget) & set(retain))
+        if both:  # they would be trained with ascent and descent at once
+            raise SchemaError(f"profiles {both[:10]} are in both {forget_config(forget_ratio)} and "
+                              f"{retain_config(forget_ratio)}", config=retain_config(forget_ratio), field="ID",
+                              source=str(source))
     else:
         raise ValueError("a JSON Lines source carries no forget/retain configurations: give a splits file")
     return set(forget), set(retain)
