@@ -21,6 +21,7 @@ Example::
 from __future__ import annotations
 
 import logging
+import os
 import sys
 
 from . import TASKS_DIR
@@ -62,7 +63,29 @@ def check_settings(args: list[str]) -> None:
         namespace = cli._parser.parse_args(argv)
         metadata = getattr(namespace, "metadata", None) or {}
         resolve_settings(metadata)
-        check_backend_takes_images(getattr(namespace, "model", None), getattr(namespace, "tasks", None), metadata)
+        tasks = getattr(namespace, "tasks", None)
+        patterns = [t for spec in ([tasks] if isinstance(tasks, str) else tasks or []) for t in spec.split(",") if t]
+        if getattr(namespace, "num_fewshot", None) and any(p.startswith("mllmu") for p in patterns):
+            raise SettingsError("--num_fewshot: the MLLMU tasks build their own demonstrations (the paper "
+                                "protocol's); leave it out (or run the zero-shot variant, --tasks mllmu-zs)")
+        check_local_model_path(getattr(namespace, "model_args", None))
+        check_backend_takes_images(getattr(namespace, "model", None), tasks, metadata)
+
+
+def check_local_model_path(model_args) -> None:
+    """A ``pretrained=`` that is plainly a local path (absolute, ``./``, ``../``, ``~``) must exist.
+
+    Raises:
+        SettingsError: the folder does not exist (hub IDs such as ``org/name`` are not checked here).
+    """
+    if isinstance(model_args, str):
+        from lm_eval.utils import simple_parse_args_string
+
+        model_args = simple_parse_args_string(model_args)
+    pretrained = (model_args or {}).get("pretrained") if isinstance(model_args, dict) else None
+    if isinstance(pretrained, str) and pretrained.startswith(("/", "./", "../", "~")):
+        if not os.path.isdir(os.path.expanduser(pretrained)):
+            raise SettingsError(f"--model_args pretrained={pretrained}: no such model folder")
 
 
 def check_backend_takes_images(model: str | None, tasks, metadata: dict) -> None:

@@ -116,10 +116,14 @@ def check_forget_ratio(forget_ratio: int | str) -> int:
     Raises:
         ValueError: not an integer, or not 5, 10 or 15.
     """
-    try:
-        ratio = int(forget_ratio)
+    if isinstance(forget_ratio, float) and forget_ratio.is_integer():
+        forget_ratio = int(forget_ratio)
+    try:  # int(10.9) would be 10: only whole numbers, as int or digits
+        ratio = int(forget_ratio) if not isinstance(forget_ratio, (float, bool)) else None
     except (TypeError, ValueError):
-        raise ValueError(f"forget_ratio must be one of {FORGET_RATIOS} (percent), got {forget_ratio!r}") from None
+        ratio = None
+    if ratio is None:
+        raise ValueError(f"forget_ratio must be one of {FORGET_RATIOS} (percent), got {forget_ratio!r}")
     if ratio not in FORGET_RATIOS:
         raise ValueError(f"forget_ratio must be one of {FORGET_RATIOS} (percent), got {forget_ratio!r}")
     return ratio

@@ -145,3 +145,23 @@ def test_integer_ids_in_ft_data_are_refused():
 
     with pytest.raises(SchemaError, match=r"row 4, field metadata\[0\].ID: ID 1 is a int; MLLMU IDs are strings"):
         parse_metadata(json.dumps([{"ID": 1, "Question": "Q?", "Answer": "A."}]), row=4)
+
+
+def test_settings_refused_before_any_model_loads(tmp_path):
+    import subprocess
+    import sys
+
+    def mllmu_eval(*args):
+        proc = subprocess.run([sys.executable, "-m", "mllmu_tasks.cli", *args], capture_output=True, text=True,
+                              timeout=600, cwd=tmp_path)
+        return proc.returncode, proc.stderr.strip().splitlines()[-1]
+
+    meta = ["--metadata", json.dumps({"source": "mini"})]
+    code, last = mllmu_eval("--model", "mllmu-vlm", "--model_args", f"pretrained={tmp_path}/none", "--tasks",
+                            "mllmu_forget_cls_txt", *meta)
+    assert code == 2 and last == f"mllmu-eval: error: --model_args pretrained={tmp_path}/none: no such model folder"
+    code, last = mllmu_eval("--model", "dummy", "--tasks", "mllmu_forget_cls_txt", "--num_fewshot", "3", *meta)
+    assert code == 2 and last.startswith("mllmu-eval: error: --num_fewshot: the MLLMU tasks build their own")
+    code, last = mllmu_eval("--model", "dummy", "--tasks", "mllmu_forget_cls_txt", "--metadata",
+                            json.dumps({"source": "mini", "forget_ratio": 10.9}))
+    assert code == 2 and "forget_ratio must be one of (5, 10, 15) (percent), got 10.9" in last
