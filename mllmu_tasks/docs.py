@@ -13,14 +13,12 @@ Kinds: ``cls`` (multiple choice), ``gen`` (open generation), ``cloze``
 from __future__ import annotations
 
 import hashlib
-import io
 import logging
 
 import datasets
-from PIL import Image
 
 from . import prompts
-from .images import checked_image_bytes, to_rgb
+from .images import bounded_bytes, checked_image_bytes, open_rgb, to_rgb
 from .schema import (CELEBRITY_CONFIG, IMAGE_TEXTUAL, OPTION_KEYS, PURE_TEXT, TEST_CONFIG, SchemaError,
                      forget_config, retain_config)
 from .sources import Source, image_root, load_config, profile_ids
@@ -163,7 +161,7 @@ def _row_image(row: dict, config: str, row_index: int, source: Source) -> tuple[
     else:
         index, cell, field = -1, row.get("image"), "image"
     data = checked_image_bytes(cell, root=root, config=config, row=row_index, field=field, profile_id=pid)
-    return {"bytes": data, "path": None}, index
+    return {"bytes": bounded_bytes(data), "path": None}, index
 
 
 def row_docs(row: dict, row_index: int, *, set_name: str, config: str, kind: str, modality: str,
@@ -230,7 +228,7 @@ def doc_to_image(doc: dict) -> list:
     Takes a document as lm-eval holds it (decoded ``PIL`` images) or as
     :func:`row_docs` returns it (checked ``{"bytes", "path"}`` cells).
     """
-    return [to_rgb(Image.open(io.BytesIO(img["bytes"])) if isinstance(img, dict) else img) for img in doc["images"]]
+    return [open_rgb(img["bytes"]) if isinstance(img, dict) else to_rgb(img) for img in doc["images"]]
 
 
 def has_image(doc: dict) -> bool:

@@ -58,10 +58,43 @@ def to_rgb(img: Image.Image) -> Image.Image:
     return Image.fromarray(gray, mode="L").convert("RGB")
 
 
-def _open_rgb(data: bytes) -> Image.Image:
+#: Longest side (pixels) an image is decoded to: above every VLM processor's working size (LLaVA 336,
+#: Qwen2-VL's default max_pixels ~3584 x 3584), so only images larger than any model uses are reduced.
+MAX_SIDE = 4096
+
+
+def open_rgb(data: bytes) -> Image.Image:
+    """Decode encoded image bytes to RGB (:func:`to_rgb`), reduced to :data:`MAX_SIDE` on its longest side.
+
+    JPEGs are decoded at a reduced scale directly (``draft``), so a
+    10000 x 10000 photograph costs a fraction of a second and tens of
+    megabytes; other formats are decoded, then reduced (bicubic, aspect kept).
+
+    Raises:
+        PIL.UnidentifiedImageError, OSError, ValueError, PIL.Image.DecompressionBombError:
+            not an image, corrupt, or over PIL's pixel limit.
+    """
     with Image.open(io.BytesIO(data)) as img:
+        if max(img.size) > MAX_SIDE:
+            img.draft("RGB", (MAX_SIDE, MAX_SIDE))  # JPEG only; a no-op for other formats
         img.load()
+        if max(img.size) > MAX_SIDE:
+            img.thumbnail((MAX_SIDE, MAX_SIDE), Image.Resampling.BICUBIC)
         return to_rgb(img)
+
+
+def bounded_bytes(data: bytes) -> bytes:
+    """``data`` itself when its image fits :data:`MAX_SIDE`, else the reduced image re-encoded as PNG.
+
+    Documents keep image bytes that ``datasets`` decodes again at every
+    access: an oversized image is reduced once, here (a normal one is untouched).
+    """
+    with Image.open(io.BytesIO(data)) as img:  # reads the header only
+        if max(img.size) <= MAX_SIDE:
+            return data
+    buf = io.BytesIO()
+    open_rgb(data).save(buf, format="PNG")
+    return buf.getvalue()
 
 
 def checked_image_bytes(cell, *, root: str | None, config: str, row: int, field: str,
@@ -84,9 +117,9 @@ def checked_image_bytes(cell, *, root: str | None, config: str, row: int, field:
         if data is None:
             with open(safe_image_path(cell["path"], root), "rb") as f:
                 data = f.read()
-        _open_rgb(data)
+        open_rgb(data)
         return data
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as err:
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError) as err:
         raise SchemaError(f"unreadable image ({type(err).__name__}: {err})", config=config, row=row,
                           field=field, profile_id=profile_id) from err
 
@@ -94,5 +127,5 @@ def checked_image_bytes(cell, *, root: str | None, config: str, row: int, field:
 def decode_image(cell, *, root: str | None, config: str, row: int, field: str,
                  profile_id: str | None = None) -> Image.Image:
     """Decode one image cell into an RGB ``PIL.Image`` (same arguments and errors as :func:`checked_image_bytes`)."""
-    return _open_rgb(checked_image_bytes(cell, root=root, config=config, row=row, field=field,
+    return open_rgb(checked_image_bytes(cell, root=root, config=config, row=row, field=field,
                                          profile_id=profile_id))

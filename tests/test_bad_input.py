@@ -165,3 +165,30 @@ def test_settings_refused_before_any_model_loads(tmp_path):
     code, last = mllmu_eval("--model", "dummy", "--tasks", "mllmu_forget_cls_txt", "--metadata",
                             json.dumps({"source": "mini", "forget_ratio": 10.9}))
     assert code == 2 and "forget_ratio must be one of (5, 10, 15) (percent), got 10.9" in last
+
+
+def test_an_oversized_image_is_reduced_once_and_a_bomb_is_named(tmp_path, monkeypatch):
+    import time
+
+    import pytest
+
+    from mllmu_tasks.images import MAX_SIDE
+    from mllmu_tasks.schema import SchemaError
+
+    big = io.BytesIO()
+    Image.new("RGB", (10000, 10000), (10, 200, 30)).save(big, format="JPEG", quality=50)
+    rows = [eval_row("001", "Ann Lee", "doctor", big.getvalue()), eval_row("002", "Bo Ruiz", "painter")]
+    write_config(tmp_path, "forget_5", rows[:1])
+    write_config(tmp_path, "retain_95", rows[1:])
+    start = time.perf_counter()
+    doc = docs.build_docs("forget", "cls", "img", resolve_source(str(tmp_path)), 5)[0]
+    image = docs.doc_to_image(doc)[0]
+    seconds = time.perf_counter() - start
+    assert image.size == (MAX_SIDE, MAX_SIDE) and image.getpixel((5, 5))[1] > 150  # reduced, still green
+    print(f"10000 x 10000 JPEG: documents + decode in {seconds:.2f} s")
+    # over PIL's decompression-bomb limit: an error naming where the image is, not a bare traceback
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
+    with pytest.raises(SchemaError, match=r"forget_5.*row 0 \(ID '001'\), field image: unreadable image "
+                                          r"\(DecompressionBombError"):
+        docs.row_docs(rows[0], 0, set_name="forget", config="forget_5", kind="cls", modality="img",
+                      source=resolve_source(str(tmp_path)))

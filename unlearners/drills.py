@@ -12,13 +12,10 @@ of :mod:`mllmu_tasks.prompts`, so training and scoring see the same text.
 
 from __future__ import annotations
 
-import io
 import random
 
-from PIL import Image
-
 from mllmu_tasks import docs, prompts
-from mllmu_tasks.images import to_rgb
+from mllmu_tasks.images import open_rgb
 from mllmu_tasks.sources import Source, load_config
 
 from .data import Example
@@ -34,7 +31,7 @@ def _reshuffled(doc: dict, rng: random.Random) -> dict:
 
 def doc_example(doc: dict) -> Example:
     """The training example of one document: the released user body (no image placeholder) -> expected answer."""
-    image = to_rgb(Image.open(io.BytesIO(doc["images"][0]["bytes"]))) if doc["images"] else None
+    image = open_rgb(doc["images"][0]["bytes"]) if doc["images"] else None
     question = docs.doc_to_body(doc).removeprefix(prompts.IMAGE_PLACEHOLDER + "\n")  # the image goes in separately
     return Example(doc["ID"], question, doc["answer"], image)
 
