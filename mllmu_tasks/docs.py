@@ -214,8 +214,10 @@ def build_docs(set_name: str, kind: str, modality: str, source: Source, forget_r
         if keep is None or row.get("ID") in keep:
             docs.extend(row_docs(row, row_index, set_name=set_name, config=config, kind=kind,
                                  modality=modality, source=source))
-    if set_name == "test" and not docs:
-        raise SchemaError(f"no row has an ID of {forget_config(forget_ratio)}", config=config, source=str(source))
+    if not docs:  # lm-eval cannot run a task without documents: say which questions are missing
+        raise SchemaError(f"no {kind} question of modality {MODALITY_NAMES[modality]} in any row"
+                          + (f" of the {forget_config(forget_ratio)} profiles" if set_name == "test" else ""),
+                          config=config, source=str(source))
     if set_name == "test" and modality == "img":
         chosen = sorted({(d["ID"], d["image_index"]) for d in docs})
         log.info("MLLMU %s: Test_Set image chosen per profile (ID, index): %s", forget_config(forget_ratio), chosen)

@@ -163,6 +163,28 @@ def config_files(source: Source, config: str) -> list[str]:
     return files
 
 
+def read_local_tables(config: str, source: Source) -> pa.Table:
+    """A local configuration's parquet shards as one Arrow table (read in memory: no cache files).
+
+    Raises:
+        SchemaError: a file that is not parquet (0 bytes, cut short, another
+            format), or shards whose columns differ; the message names the files.
+    """
+    tables = []
+    for f in config_files(source, config):
+        try:
+            tables.append(pq.read_table(f))
+        except (pa.ArrowInvalid, OSError) as err:
+            raise SchemaError(f"{f} is not a readable parquet file ({type(err).__name__}: {err})", config=config,
+                              source=str(source)) from err
+    try:
+        return pa.concat_tables(tables) if len(tables) > 1 else tables[0]
+    except pa.ArrowInvalid as err:
+        names = [Path(f).name for f in config_files(source, config)]
+        raise SchemaError(f"its shards {names} have different columns or types ({str(err).splitlines()[0]})",
+                          config=config, source=str(source)) from err
+
+
 @functools.lru_cache(maxsize=32)
 def load_config(config: str, source: Source) -> datasets.Dataset:
     """Load one configuration's ``train`` split, with images left undecoded.
@@ -175,7 +197,8 @@ def load_config(config: str, source: Source) -> datasets.Dataset:
         ValueError: unknown configuration name.
         FileNotFoundError: a local directory lacks the configuration.
         SchemaError: the columns are not those the configuration must have
-            (for example ``ft_Data`` given where an evaluation set was expected).
+            (for example ``ft_Data`` given where an evaluation set was expected),
+            no rows, or unreadable / mismatched parquet shards.
     """
     check_config_name(config)
     if source.kind == "hub":
@@ -187,10 +210,10 @@ def load_config(config: str, source: Source) -> datasets.Dataset:
                 f"{err}). Offline, use the embedded mini benchmark (--metadata '{{\"source\": \"mini\"}}') "
                 f"or a local mirror directory (--metadata '{{\"source\": \"/path/to/mirror\"}}')") from err
     else:
-        # read in memory: no cache files, no progress bars; features come from the parquet metadata
-        tables = [pq.read_table(f) for f in config_files(source, config)]
-        ds = datasets.Dataset(pa.concat_tables(tables) if len(tables) > 1 else tables[0])
+        ds = datasets.Dataset(read_local_tables(config, source))
     check_columns(ds.column_names, config, source=str(source))
+    if len(ds) == 0:
+        raise SchemaError("no rows", config=config, source=str(source))
     for column in ("image", "images"):
         if column in ds.column_names:
             # by the Arrow type, not the features: a parquet written without the Hugging Face

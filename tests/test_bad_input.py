@@ -192,3 +192,33 @@ def test_an_oversized_image_is_reduced_once_and_a_bomb_is_named(tmp_path, monkey
                                           r"\(DecompressionBombError"):
         docs.row_docs(rows[0], 0, set_name="forget", config="forget_5", kind="cls", modality="img",
                       source=resolve_source(str(tmp_path)))
+
+
+def test_unreadable_empty_and_mismatched_parquet(tmp_path):
+    import pyarrow.parquet as pq
+    import pytest
+
+    from mllmu_tasks.schema import SchemaError
+    from mllmu_tasks.sources import load_config
+
+    rows = [eval_row("001", "Ann Lee", "doctor"), eval_row("002", "Bo Ruiz", "painter")]
+    folder = write_config(tmp_path / "zero", "forget_5", rows)
+    (folder / "train-00000-of-00001.parquet").write_bytes(b"")
+    with pytest.raises(SchemaError, match=r"forget_5 .*train-00000-of-00001.parquet is not a readable parquet file"):
+        load_config("forget_5", resolve_source(str(tmp_path / "zero")))
+    folder = write_config(tmp_path / "norows", "forget_5", rows)
+    table = pq.read_table(folder / "train-00000-of-00001.parquet")
+    pq.write_table(table.slice(0, 0), folder / "train-00000-of-00001.parquet")
+    with pytest.raises(SchemaError, match=r"forget_5 .*: no rows"):
+        load_config("forget_5", resolve_source(str(tmp_path / "norows")))
+    folder = write_config(tmp_path / "shards", "forget_5", rows)
+    pq.write_table(table.drop(["biography"]), folder / "train-00001-of-00002.parquet")
+    with pytest.raises(SchemaError, match=r"forget_5 .*shards .* have different columns or types"):
+        load_config("forget_5", resolve_source(str(tmp_path / "shards")))
+    # every row without generation questions: the task cannot exist; say which questions are missing
+    for row in rows:
+        row["Generation_Task"] = []
+    write_config(tmp_path / "nogen", "forget_5", rows)
+    write_config(tmp_path / "nogen", "retain_95", [eval_row("003", "Cy Oto", "baker")])
+    with pytest.raises(SchemaError, match=r"forget_5 .*: no gen question of modality image\+text in any row"):
+        docs.build_docs("forget", "gen", "img", resolve_source(str(tmp_path / "nogen")), 5)

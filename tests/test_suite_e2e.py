@@ -127,9 +127,10 @@ def test_text_only_tasks_on_a_text_only_model(tiny_lm, tmp_path):
 
 
 def test_image_tasks_on_a_model_without_images_fail_at_once(tiny_lm, tmp_path):
-    # refused before any model loads (the model path does not even exist), naming the text-only tag
+    # refused before any model loads (the folder holds no model at all), naming the text-only tag
+    (tmp_path / "not-a-model").mkdir()
     for tasks in (["mllmu_forget_cls_img"], ["mllmu"], ["mllmu_*"]):
-        proc = run_cli(["--model", "hf", "--model_args", f"pretrained={tmp_path / 'no-model'}", "--device", "cpu",
+        proc = run_cli(["--model", "hf", "--model_args", f"pretrained={tmp_path / 'not-a-model'}", "--device", "cpu",
                         "--tasks", *tasks, "--metadata", json.dumps({"source": "mini"})], cwd=tmp_path, check=False)
         assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
         last = proc.stderr.strip().splitlines()[-1]
