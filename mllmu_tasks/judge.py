@@ -451,9 +451,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Score each samples file and print ``PATH  factuality=M.MM  n=N``; 1 on a judge or file error."""
-    args = build_parser().parse_args(argv)
-    judge = FactualityJudge(args.url, args.model, api_key_env=args.api_key_env, cache_dir=args.cache,
-                            max_retries=args.max_retries, timeout_s=args.timeout)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        judge = FactualityJudge(args.url, args.model, api_key_env=args.api_key_env, cache_dir=args.cache,
+                                max_retries=args.max_retries, timeout_s=args.timeout)
+    except ValueError as error:  # a URL without http://, a bad setting: one line, exit 2
+        parser.error(str(error))
     for path in args.samples:
         try:
             result = judge_samples(path, judge, concurrency=args.concurrency)

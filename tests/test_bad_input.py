@@ -222,3 +222,14 @@ def test_unreadable_empty_and_mismatched_parquet(tmp_path):
     write_config(tmp_path / "nogen", "retain_95", [eval_row("003", "Cy Oto", "baker")])
     with pytest.raises(SchemaError, match=r"forget_5 .*: no gen question of modality image\+text in any row"):
         docs.build_docs("forget", "gen", "img", resolve_source(str(tmp_path / "nogen")), 5)
+
+
+def test_judge_url_without_scheme_is_one_line(capsys):
+    import pytest
+
+    from mllmu_tasks.judge import main
+
+    with pytest.raises(SystemExit) as err:
+        main(["--url", "localhost:8000/v1", "--model", "m", "samples.jsonl"])
+    assert err.value.code == 2
+    assert "judge URL must start with http:// or https://, got 'localhost:8000/v1'" in capsys.readouterr().err
