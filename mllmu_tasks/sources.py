@@ -60,14 +60,16 @@ class Source:
         return f"{self.kind}:{self.location}"
 
 
-def resolve_source(source: str | None = None) -> Source:
+def resolve_source(source: str | None = None, flag: str = "--metadata source") -> Source:
     """Turn a ``source`` setting (or ``$MLLMU_SOURCE``, or the default ``hub``) into a :class:`Source`.
+
+    ``flag``: how the user gave ``source`` (``--source`` for the training commands), for messages.
 
     Raises:
         FileNotFoundError: a local path that is not a directory (the message
-            says whether it came from ``--metadata`` or the environment).
+            says whether it came from ``flag`` or the environment).
     """
-    origin = "--metadata source" if source else f"${SOURCE_ENV}" if os.environ.get(SOURCE_ENV) else "default"
+    origin = flag if source else f"${SOURCE_ENV}" if os.environ.get(SOURCE_ENV) else "default"
     value = source or os.environ.get(SOURCE_ENV) or "hub"
     if value == "hub":
         return Source("hub", HUB_DATASET)
@@ -153,6 +155,10 @@ def config_files(source: Source, config: str) -> list[str]:
             the message lists the configurations it does have.
     """
     files = sorted(glob.glob(os.path.join(source.location, config, "train-*.parquet")))
+    if not files and glob.glob(os.path.join(source.location, "train-*.parquet")):
+        folder = Path(source.location)
+        raise FileNotFoundError(f"{source} is the {folder.name} configuration folder itself: give its parent "
+                                f"{folder.parent} as the source (the hub layout <dir>/<config>/train-*.parquet)")
     if not files:
         present = sorted(p.name for p in Path(source.location).iterdir()
                          if p.is_dir() and any(p.glob("train-*.parquet")))

@@ -233,3 +233,15 @@ def test_judge_url_without_scheme_is_one_line(capsys):
         main(["--url", "localhost:8000/v1", "--model", "m", "samples.jsonl"])
     assert err.value.code == 2
     assert "judge URL must start with http:// or https://, got 'localhost:8000/v1'" in capsys.readouterr().err
+
+
+def test_training_source_errors_name_the_flag_and_the_parent():
+    import pytest
+
+    from mllmu_tasks import MINI_DATA_DIR
+    from unlearners.data import load_examples
+
+    with pytest.raises(FileNotFoundError, match=r"MLLMU source '/nowhere' \(from --source\)"):
+        load_examples("/nowhere", "all", "text-only")
+    with pytest.raises(FileNotFoundError, match=r"is the forget_5 configuration folder itself: give its parent "):
+        load_examples(f"{MINI_DATA_DIR}/forget_5", "all", "text-only")

@@ -52,7 +52,7 @@ def load_profiles(source: str) -> tuple[list[FTProfile], Source | None]:
     """
     if str(source).endswith(".jsonl"):
         return [FTProfile(pairs[0].profile_id, pairs, None, pairs[0].row) for pairs in read_ft_jsonl(source)], None
-    resolved = resolve_source(source)
+    resolved = resolve_source(source, flag="--source")
     return load_ft_profiles(resolved), resolved
 
 

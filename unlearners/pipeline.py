@@ -135,7 +135,7 @@ def data_hash(cfg: PipelineConfig) -> str:
     if cfg.text_jsonl:
         parts.append(file_hash(cfg.source))
     else:
-        source = resolve_source(cfg.source)
+        source = resolve_source(cfg.source, flag="--source")
         files = sorted(Path(source.location).glob("*/*.parquet")) if source.kind == "local" else []
         parts += [source.location] + [f"{f.parent.name}/{f.name}:{file_hash(f)}" for f in files]
     if cfg.splits:
@@ -208,7 +208,7 @@ def build_base(cfg: PipelineConfig, out: Path) -> None:
         pairs = load_examples(cfg.source, "all", "text-only")
         texts = [t for ex in pairs for t in (ex.question, ex.answer)] + list(TEMPLATE_STRINGS)
     else:
-        source = resolve_source(cfg.source)
+        source = resolve_source(cfg.source, flag="--source")
         texts = benchmark_corpus(source.location if source.kind == "local" else MINI_DATA_DIR)
     tmp = out.parent / f".{out.name}.partial"
     shutil.rmtree(tmp, ignore_errors=True)
@@ -222,7 +222,7 @@ def vanilla_examples(cfg: PipelineConfig) -> list:
     modality = "text-only" if cfg.text_jsonl else "image+text"
     examples = load_examples(cfg.source, "all", modality)
     if cfg.drills and not cfg.text_jsonl and not cfg.released:  # released: the ft_Data pairs alone
-        examples += format_examples(FULL_CONFIG, resolve_source(cfg.source), seed=cfg.seed, mc_copies=cfg.mc_copies)
+        examples += format_examples(FULL_CONFIG, resolve_source(cfg.source, flag="--source"), seed=cfg.seed, mc_copies=cfg.mc_copies)
     return examples
 
 
@@ -307,7 +307,7 @@ def run_pipeline(cfg: PipelineConfig, log=print) -> str:
         manifest.run("base", out / "base", {**common, "size": cfg.size}, [], lambda: build_base(cfg, out / "base"))
         start, upstream = str(out / "base"), ["base"]
         if not cfg.text_jsonl:
-            celebrity = format_examples(CELEBRITY_CONFIG, resolve_source(cfg.source), seed=cfg.seed,
+            celebrity = format_examples(CELEBRITY_CONFIG, resolve_source(cfg.source, flag="--source"), seed=cfg.seed,
                                         mc_copies=cfg.mc_copies)
             manifest.run("pretrain", out / "pretrain", {**common, "epochs": cfg.pretrain_epochs, "lr": cfg.train_lr,
                                                         "mc_copies": cfg.mc_copies},
@@ -364,7 +364,7 @@ def run_pipeline(cfg: PipelineConfig, log=print) -> str:
         mirror, target = out / "identity-mirror", out / "results" / "identity.json"
         manifest.run("identity", target, {"ratio": cfg.forget_ratio}, ["vanilla"], lambda: score(
             out / "vanilla", IDENTITY_TASKS, str(swapped_portraits_mirror(
-                resolve_source(cfg.source), cfg.forget_ratio, mirror)), cfg.forget_ratio, target, cfg.score_batch_size,
+                resolve_source(cfg.source, flag="--source"), cfg.forget_ratio, mirror)), cfg.forget_ratio, target, cfg.score_batch_size,
             cfg.device))
         identity = json.loads(target.read_text())
     return write_report(cfg, out, results, identity)
