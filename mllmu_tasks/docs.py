@@ -130,7 +130,10 @@ def _question_fields(item: dict, kind: str, field: str, where: dict) -> dict:
         raise SchemaError("empty question", field=f"{field}.Question", **where)
     if kind == "cls":
         options = item.get("Options") or {}
-        keys = [k for k in OPTION_KEYS if options.get(k) not in (None, "")]
+        # every key the row has, in its order (A-D, and E... where a copy has more: the released prompt
+        # prints whatever keys Options holds); a key left empty (a null in a wider schema) is no option
+        keys = [k for k in [*OPTION_KEYS, *(k for k in options if k not in OPTION_KEYS)]
+                if options.get(k) not in (None, "")]
         if not keys:
             raise SchemaError("empty option list", field=f"{field}.Options", **where)
         answer = item.get("Correct_Answer")

@@ -245,3 +245,29 @@ def test_training_source_errors_name_the_flag_and_the_parent():
         load_examples("/nowhere", "all", "text-only")
     with pytest.raises(FileNotFoundError, match=r"is the forget_5 configuration folder itself: give its parent "):
         load_examples(f"{MINI_DATA_DIR}/forget_5", "all", "text-only")
+
+
+def test_a_fifth_option_is_kept(tmp_path):
+    import datasets
+
+    from mllmu_tasks import metrics, schema
+
+    row = eval_row("001", "Ann Lee", "doctor")
+    row["Classification_Task"]["Pure_Text_Questions"][0]["Options"]["E"] = "astronaut"
+    row["Classification_Task"]["Pure_Text_Questions"][0]["Correct_Answer"] = "E"
+    features = schema.features_for("forget_5").copy()
+    options = {k: datasets.Value("string") for k in "ABCDE"}
+    question = {"Question": datasets.Value("string"), "Options": options, "Correct_Answer": datasets.Value("string")}
+    features["Classification_Task"] = {"Image_Textual_Questions": datasets.List(question),
+                                       "Pure_Text_Questions": datasets.List(question)}
+    img_q = row["Classification_Task"]["Image_Textual_Questions"][0]
+    img_q["Options"]["E"] = None  # the wider schema: null where a question has four options
+    write_config(tmp_path, "forget_5", [row], features=features)
+    write_config(tmp_path, "retain_95", [eval_row("002", "Bo Ruiz", "painter")])
+    source = resolve_source(str(tmp_path))
+    doc = docs.build_docs("forget", "cls", "txt", source, 5)[0]
+    assert doc["option_keys"] == ["A", "B", "C", "D", "E"] and doc["answer_text"] == "astronaut"
+    assert docs.doc_to_released_prompt(doc).endswith("\nD: doctor\nE: astronaut\n"
+                                                     "Just give ONE letter representing the answer directly.\nASSISTANT:")
+    assert metrics.process_results(doc, [" E"])["acc"] == 1.0
+    assert docs.build_docs("forget", "cls", "img", source, 5)[0]["option_keys"] == ["A", "B", "C", "D"]
