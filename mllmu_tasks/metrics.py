@@ -18,7 +18,10 @@ reports classification and cloze accuracy in % (multiply by 100).
 from __future__ import annotations
 
 import functools
+import logging
 import re
+
+log = logging.getLogger(__name__)
 
 ROUGE_TYPES = ("rouge1", "rouge2", "rougeL")
 
@@ -82,9 +85,23 @@ def _rouge_scorer():
     return rouge_scorer.RougeScorer(list(ROUGE_TYPES), use_stemmer=True)
 
 
+_untokenizable: set[str] = set()
+
+
 def rouge(prediction: str, reference: str) -> dict[str, float]:
-    """ROUGE-1/2/L F-measure (``rouge_score``, stemmer on): ``{"rouge1": f, "rouge2": f, "rougeL": f}``."""
-    scores = _rouge_scorer().score(reference, prediction)
+    """ROUGE-1/2/L F-measure (``rouge_score``, stemmer on): ``{"rouge1": f, "rouge2": f, "rougeL": f}``.
+
+    ``rouge_score``'s tokenizer keeps only ``a-z`` and ``0-9``: a ground truth
+    in another script (Chinese, Cyrillic, ...) has no token, and every answer
+    scores 0, identical ones included. That is the released protocol's score
+    too; a warning says so, once per ground truth.
+    """
+    scorer = _rouge_scorer()
+    if reference not in _untokenizable and reference.strip() and not scorer._tokenizer.tokenize(reference):
+        _untokenizable.add(reference)
+        log.warning("MLLMU: the ground truth %r has no token rouge_score counts (it keeps a-z and 0-9 only): "
+                    "its ROUGE is 0 for every answer, as in the released code", reference[:80])
+    scores = scorer.score(reference, prediction)
     return {name: scores[name].fmeasure for name in ROUGE_TYPES}
 
 

@@ -271,3 +271,13 @@ def test_a_fifth_option_is_kept(tmp_path):
                                                      "Just give ONE letter representing the answer directly.\nASSISTANT:")
     assert metrics.process_results(doc, [" E"])["acc"] == 1.0
     assert docs.build_docs("forget", "cls", "img", source, 5)[0]["option_keys"] == ["A", "B", "C", "D"]
+
+
+def test_non_latin_ground_truth_scores_0_with_a_warning(caplog):
+    from mllmu_tasks import metrics
+
+    with caplog.at_level("WARNING"):
+        scores = metrics.rouge("東京に住んでいる", "東京に住んでいる")
+        metrics.rouge("東京に住んでいる。", "東京に住んでいる")
+    assert scores == {"rouge1": 0.0, "rouge2": 0.0, "rougeL": 0.0}  # rouge_score's tokenizer: a-z, 0-9 only
+    assert caplog.text.count("has no token rouge_score counts") == 1  # once per ground truth
