@@ -37,7 +37,7 @@ def suite_task_manager(include_defaults: bool):
     Args:
         include_defaults: whether lm-eval's built-in tasks are indexed too.
     """
-    from lm_eval.tasks import TaskManager
+    from lm_eval.tasks.manager import TaskManager  # lm-eval's own, even after main() replaced lm_eval.tasks'
 
     class SuiteTaskManager(TaskManager):
         def __init__(self, verbosity=None, include_path=None, include_defaults=include_defaults, metadata=None):

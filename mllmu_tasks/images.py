@@ -83,14 +83,21 @@ def open_rgb(data: bytes) -> Image.Image:
         return to_rgb(img)
 
 
+#: Modes PNG stores: lm-eval's ``--log_samples`` hashes each document image by saving it as PNG.
+PNG_MODES = ("1", "L", "LA", "I", "I;16", "P", "RGB", "RGBA")
+
+
 def bounded_bytes(data: bytes) -> bytes:
-    """``data`` itself when its image fits :data:`MAX_SIDE`, else the reduced image re-encoded as PNG.
+    """``data`` itself when its image fits :data:`MAX_SIDE` in a PNG-storable mode, else RGB PNG bytes.
 
     Documents keep image bytes that ``datasets`` decodes again at every
-    access: an oversized image is reduced once, here (a normal one is untouched).
+    access: an oversized image is reduced once, here, and a CMYK (or other
+    non-PNG mode) image converted to RGB once, as :func:`open_rgb` would at
+    every use (same pixels; lm-eval's ``--log_samples`` cannot hash CMYK). A
+    normal image is untouched.
     """
     with Image.open(io.BytesIO(data)) as img:  # reads the header only
-        if max(img.size) <= MAX_SIDE:
+        if max(img.size) <= MAX_SIDE and img.mode in PNG_MODES:
             return data
     buf = io.BytesIO()
     open_rgb(data).save(buf, format="PNG")

@@ -281,3 +281,39 @@ def test_non_latin_ground_truth_scores_0_with_a_warning(caplog):
         metrics.rouge("東京に住んでいる。", "東京に住んでいる")
     assert scores == {"rouge1": 0.0, "rouge2": 0.0, "rougeL": 0.0}  # rouge_score's tokenizer: a-z, 0-9 only
     assert caplog.text.count("has no token rouge_score counts") == 1  # once per ground truth
+
+
+def test_the_suite_is_indexed_once(tmp_path):
+    """The pre-load checks build tasks with the suite's own task manager: no "overrides existing task" noise."""
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "mllmu_tasks.cli", "--model", "dummy", "--tasks",
+                           "mllmu_forget_gen_txt", "--metadata", json.dumps({"source": "mini"}), "--limit", "1"],
+                          capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "overrides existing task" not in proc.stderr
+
+
+def test_cmyk_images_score_with_log_samples(tmp_path):
+    """lm-eval's --log_samples saves each document image as PNG to hash it: CMYK failed after the whole run."""
+    import subprocess
+    import sys
+
+    from mllmu_tasks.mini.tiny_vlm import build_tiny_vlm
+
+    buf = io.BytesIO()
+    Image.new("CMYK", (16, 16), (0, 128, 128, 0)).save(buf, format="JPEG")
+    rows = [eval_row("001", "Ann Lee", "doctor", buf.getvalue()), eval_row("002", "Bo Ruiz", "painter")]
+    write_config(tmp_path / "bench", "forget_5", rows)
+    write_config(tmp_path / "bench", "retain_95", [eval_row("003", "Cy Oto", "baker")])
+    doc = docs.build_docs("forget", "gen", "img", resolve_source(str(tmp_path / "bench")), 5)[0]
+    original = Image.open(io.BytesIO(buf.getvalue())).convert("RGB")  # the released conversion
+    assert list(docs.doc_to_image(doc)[0].getdata()) == list(original.getdata())
+    model = build_tiny_vlm(tmp_path / "model", size="test")
+    proc = subprocess.run([sys.executable, "-m", "mllmu_tasks.cli", "--model", "mllmu-vlm", "--model_args",
+                           f"pretrained={model}", "--device", "cpu", "--tasks", "mllmu_forget_gen_img", "--metadata",
+                           json.dumps({"source": str(tmp_path / "bench")}), "--log_samples", "--output_path",
+                           str(tmp_path / "out")], capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert list((tmp_path / "out").rglob("samples_mllmu_forget_gen_img_*.jsonl"))
