@@ -20,9 +20,11 @@ Example::
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import sys
+from pathlib import Path
 
 from . import TASKS_DIR
 from .schema import SchemaError
@@ -68,15 +70,32 @@ def check_settings(args: list[str]) -> None:
         if getattr(namespace, "num_fewshot", None) and any(p.startswith("mllmu") for p in patterns):
             raise SettingsError("--num_fewshot: the MLLMU tasks build their own demonstrations (the paper "
                                 "protocol's); leave it out (or run the zero-shot variant, --tasks mllmu-zs)")
-        check_local_model_path(getattr(namespace, "model_args", None))
+        check_local_model_path(getattr(namespace, "model_args", None),
+                               needs_chat_template=bool(getattr(namespace, "apply_chat_template", False)))
         check_backend_takes_images(getattr(namespace, "model", None), tasks, metadata)
 
 
-def check_local_model_path(model_args) -> None:
-    """A ``pretrained=`` that is plainly a local path (absolute, ``./``, ``../``, ``~``) must exist.
+def has_chat_template(folder: str) -> bool:
+    """Whether a local checkpoint ships a chat template (``chat_template.jinja``/``.json`` or in a config file)."""
+    path = Path(folder)
+    if (path / "chat_template.jinja").is_file() or (path / "chat_template.json").is_file():
+        return True
+    for name in ("tokenizer_config.json", "processor_config.json", "preprocessor_config.json"):
+        try:
+            if json.loads((path / name).read_text()).get("chat_template"):
+                return True
+        except (OSError, ValueError, AttributeError):
+            continue
+    return False
+
+
+def check_local_model_path(model_args, needs_chat_template: bool = False) -> None:
+    """A ``pretrained=`` that is plainly a local path (absolute, ``./``, ``../``, ``~``) must exist, and
+    hold a chat template when ``--apply_chat_template`` asks for one.
 
     Raises:
-        SettingsError: the folder does not exist (hub IDs such as ``org/name`` are not checked here).
+        SettingsError: the folder does not exist, or has no chat template
+            (hub IDs such as ``org/name`` are not checked here).
     """
     if isinstance(model_args, str):
         from lm_eval.utils import simple_parse_args_string
@@ -84,8 +103,13 @@ def check_local_model_path(model_args) -> None:
         model_args = simple_parse_args_string(model_args)
     pretrained = (model_args or {}).get("pretrained") if isinstance(model_args, dict) else None
     if isinstance(pretrained, str) and pretrained.startswith(("/", "./", "../", "~")):
-        if not os.path.isdir(os.path.expanduser(pretrained)):
+        folder = os.path.expanduser(pretrained)
+        if not os.path.isdir(folder):
             raise SettingsError(f"--model_args pretrained={pretrained}: no such model folder")
+        if needs_chat_template and not has_chat_template(folder):
+            raise SettingsError(f"--apply_chat_template: {pretrained} has no chat template (no chat_template.jinja, "
+                                f"none in its tokenizer or processor config); leave the flag out to score the "
+                                f"paper protocol's plain prompts")
 
 
 def check_backend_takes_images(model: str | None, tasks, metadata: dict) -> None:

@@ -160,6 +160,11 @@ def test_settings_refused_before_any_model_loads(tmp_path):
     code, last = mllmu_eval("--model", "mllmu-vlm", "--model_args", f"pretrained={tmp_path}/none", "--tasks",
                             "mllmu_forget_cls_txt", *meta)
     assert code == 2 and last == f"mllmu-eval: error: --model_args pretrained={tmp_path}/none: no such model folder"
+    (tmp_path / "no-template").mkdir()
+    (tmp_path / "no-template" / "tokenizer_config.json").write_text("{}")
+    code, last = mllmu_eval("--model", "mllmu-vlm", "--model_args", f"pretrained={tmp_path}/no-template", "--tasks",
+                            "mllmu_forget_cls_txt", "--apply_chat_template", *meta)
+    assert code == 2 and last.startswith("mllmu-eval: error: --apply_chat_template: ") and "no chat template" in last
     code, last = mllmu_eval("--model", "dummy", "--tasks", "mllmu_forget_cls_txt", "--num_fewshot", "3", *meta)
     assert code == 2 and last.startswith("mllmu-eval: error: --num_fewshot: the MLLMU tasks build their own")
     code, last = mllmu_eval("--model", "dummy", "--tasks", "mllmu_forget_cls_txt", "--metadata",
