@@ -77,8 +77,11 @@ def check_profile_ids(config: str, source: Source, forget_ratio: int) -> None:
                               config=config, row=row, field="ID", source=str(source), profile_id=pid)
         first[pid] = row
     if config in (forget_config(forget_ratio), retain_config(forget_ratio)):
-        both = sorted(set(profile_ids(forget_config(forget_ratio), source)) &
-                      set(profile_ids(retain_config(forget_ratio), source)))
+        try:
+            both = sorted(set(profile_ids(forget_config(forget_ratio), source)) &
+                          set(profile_ids(retain_config(forget_ratio), source)))
+        except FileNotFoundError:  # a copy holding only the set being scored (e.g. a forget set alone)
+            both = []
         if both:
             raise SchemaError(f"profiles {both[:10]} are in both {forget_config(forget_ratio)} and "
                               f"{retain_config(forget_ratio)}", config=config, field="ID", source=str(source))

@@ -15,7 +15,7 @@ from mllmu_tasks.mini.generator import generate_benchmark, write_hub_layout
 
 SMALL = ["--size", "test", "--pretrain_epochs", "1", "--vanilla_epochs", "1", "--unlearn_epochs", "1",
          "--methods", "ga", "--modalities", "text-only", "--forget_ratio", "15", "--score_limit", "2",
-         "--score_batch_size", "16"]
+         "--score_batch_size", "16", "--checkpoint_steps", "5"]
 
 
 @pytest.fixture(scope="module")
@@ -161,3 +161,27 @@ def test_released_protocol_pipeline(small_source, tmp_path):
         for m in ("img", "txt"):
             assert table["vanilla"][f"{s} cloze {m}"] == "-" and results[f"mllmu_{s}_cloze_{m}"]["sample_len"] == 0
     assert table["vanilla"]["retain cloze img"] != "-"
+
+
+def test_a_training_stage_killed_after_a_checkpoint_resumes_to_the_same_weights(finished, small_source, tmp_path):
+    from safetensors.torch import load_file
+
+    reference_out, _ = finished
+    out = tmp_path / "killed"
+    proc = pipeline(out, small_source, wait=False)
+    checkpoint = out / ".vanilla.partial" / "trainer" / "checkpoint-5" / "trainer_state.json"
+    deadline = time.time() + 600
+    while time.time() < deadline and proc.poll() is None and not checkpoint.exists():
+        time.sleep(0.05)
+    assert proc.poll() is None, "the pipeline ended before its vanilla stage saved a checkpoint"
+    time.sleep(0.3)  # let the checkpoint finish writing
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert "vanilla" not in json.loads((out / "manifest.json").read_text())
+    stdout = pipeline(out, small_source)
+    assert "[vanilla] resuming from checkpoint-" in stdout
+    a = load_file(reference_out / "vanilla" / "model.safetensors")
+    b = load_file(out / "vanilla" / "model.safetensors")
+    import torch
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert not (out / ".vanilla.key").exists() and not (out / ".vanilla.partial").exists()

@@ -24,8 +24,8 @@ def base(tmp_path_factory):
     return build_tiny_vlm(tmp_path_factory.mktemp("resume-base"), size="test")
 
 
-def run(base, out, **kw):
-    return api.run("grad_diff", ModelArguments(model=str(base), lora=True), DataArguments(source="mini", forget_ratio=10),
+def run(base, out, lora=True, **kw):
+    return api.run("grad_diff", ModelArguments(model=str(base), lora=lora), DataArguments(source="mini", forget_ratio=10),
                    UnlearnTrainingArguments(output_dir=str(out), **{**SETTINGS, **kw}))
 
 
@@ -41,27 +41,30 @@ def save_then_die(self, *args, **kwargs):
     if self.state.global_step == 3:
         os.kill(os.getpid(), signal.SIGKILL)  # kill -9 right after the first checkpoint
 UnlearnTrainer._save_checkpoint = save_then_die
-api.run("grad_diff", ModelArguments(model={base!r}, lora=True), DataArguments(source="mini", forget_ratio=10),
+api.run("grad_diff", ModelArguments(model={base!r}, lora={lora!r}), DataArguments(source="mini", forget_ratio=10),
         UnlearnTrainingArguments(output_dir={out!r}, **{settings!r}))
 """
 
 
-def test_resume_after_kill_9_ends_with_the_uninterrupted_weights(base, tmp_path, monkeypatch):
-    whole = run(base, tmp_path / "whole")
+@pytest.mark.parametrize("lora", [True, False], ids=["lora", "full"])
+def test_resume_after_kill_9_ends_with_the_uninterrupted_weights(base, tmp_path, monkeypatch, lora):
+    """Full fine-tuning too: its checkpoints hold hub-layout names, which the Trainer's own loader would skip
+    (strict=False), resuming silently from the starting weights."""
+    whole = run(base, tmp_path / "whole", lora=lora)
     out = tmp_path / "killed"
-    code = textwrap.dedent(KILLED_RUN).format(base=str(base), out=str(out), settings=SETTINGS)
+    code = textwrap.dedent(KILLED_RUN).format(base=str(base), out=str(out), settings=SETTINGS, lora=lora)
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
     proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == -9, proc.stderr[-2000:]
     assert not out.exists() and [p.name for p in trainer_checkpoints(out)] == ["checkpoint-3"]
     # without saying what to do with them, a new run refuses to wipe the checkpoints
     with pytest.raises(FileExistsError, match="--resume_from_checkpoint to continue it, or --overwrite"):
-        run(base, out)
+        run(base, out, lora=lora)
     steps = []
     compute = UnlearnTrainer.compute_loss
     monkeypatch.setattr(UnlearnTrainer, "compute_loss",
                         lambda self, *a, **k: steps.append(self.state.global_step) or compute(self, *a, **k))
-    resumed = run(base, out, resume_from_checkpoint="last")
+    resumed = run(base, out, lora=lora, resume_from_checkpoint="last")
     assert steps == [3, 4, 5]  # continued at the saved step: steps 4-6 only
     a, b = load_file(whole / "model.safetensors"), load_file(resumed / "model.safetensors")
     assert a.keys() == b.keys()

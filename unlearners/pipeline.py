@@ -49,7 +49,7 @@ from mllmu_tasks.sources import resolve_source
 
 from . import __version__
 from .api import run as train
-from .checkpoint import write_json_atomic
+from .checkpoint import staging_dir, trainer_checkpoints, write_json_atomic
 from .config import DataArguments, ModelArguments, UnlearnTrainingArguments
 from .data import load_examples, load_subsets
 from .drills import format_examples
@@ -92,6 +92,7 @@ class PipelineConfig:
     probe_questions: int = 200             # JSONL mode: retain questions probed
     protocol: str = "corrected"            # "released": the authors' training scripts (unlearners.released)
     suite: str = "auto"                    # scoring group: mllmu (paper protocol), mllmu-zs, or auto (see scoring_suite)
+    checkpoint_steps: int = 200            # training stages save a checkpoint this often (0: never); reruns resume
 
     @property
     def text_jsonl(self) -> bool:
@@ -158,15 +159,28 @@ class Manifest:
         return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
 
     def run(self, stage: str, output: Path, settings: dict, upstream: list[str], work) -> Path:
-        """Run ``work()`` (which writes ``output`` atomically) unless the stage is complete and unchanged."""
+        """Run ``work()`` (which writes ``output`` atomically) unless the stage is complete and unchanged.
+
+        A training stage interrupted after a checkpoint continues from it when
+        its key is unchanged (the hidden ``.<output>.key`` file records the key
+        its checkpoints were made under); another key's checkpoints are removed first.
+        """
         key = self.key(stage, settings, upstream)
         entry = self.entries.get(stage)
         if entry and entry["key"] == key and output.exists():
             self.log(f"[{stage}] unchanged, skipped ({entry['seconds']:.1f} s when run)")
             return output
         start = time.time()
-        self.log(f"[{stage}] running ...")
+        marker = output.parent / f".{output.name}.key"
+        if marker.exists() and marker.read_text() == key and trainer_checkpoints(output):
+            self.log(f"[{stage}] resuming from {trainer_checkpoints(output)[-1].name} ...")
+        else:
+            shutil.rmtree(staging_dir(output), ignore_errors=True)  # leftovers of other settings, if any
+            output.parent.mkdir(parents=True, exist_ok=True)
+            marker.write_text(key)
+            self.log(f"[{stage}] running ...")
         work()
+        marker.unlink(missing_ok=True)
         seconds = time.time() - start
         self.entries[stage] = {"key": key, "output": str(output), "seconds": round(seconds, 2),
                                "finished": time.strftime("%Y-%m-%dT%H:%M:%S")}
@@ -184,11 +198,15 @@ def _train_args(cfg: PipelineConfig, out: Path, epochs: float, lr: float, batch:
     on_gpu = cfg.device != "cpu"
     schedule = dict(lr_scheduler_type="linear", warmup_steps=0) if released else \
         dict(lr_scheduler_type="constant_with_warmup", warmup_steps=30)
+    # checkpoints every checkpoint_steps (the last one kept): a killed stage continues from it on rerun
+    saving = dict(save_strategy="steps", save_steps=cfg.checkpoint_steps, save_total_limit=1) \
+        if cfg.checkpoint_steps else dict(save_strategy="no")
     return UnlearnTrainingArguments(output_dir=str(out), overwrite=True, num_train_epochs=epochs, learning_rate=lr,
                                     per_device_train_batch_size=batch, seed=cfg.seed, use_cpu=not on_gpu,
                                     bf16=on_gpu and torch.cuda.is_bf16_supported(), max_grad_norm=1.0,
-                                    logging_steps=50, disable_tqdm=False, save_strategy="no",
-                                    protocol="released" if released else "corrected", **schedule)
+                                    logging_steps=50, disable_tqdm=False,
+                                    resume_from_checkpoint="last" if trainer_checkpoints(out) else None,
+                                    protocol="released" if released else "corrected", **schedule, **saving)
 
 
 def _finetune(cfg: PipelineConfig, start: str, out: Path, examples: list, epochs: float, note: str,

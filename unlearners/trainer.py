@@ -12,6 +12,7 @@ Trainer's own.
 from __future__ import annotations
 
 from collections import defaultdict
+from pathlib import Path
 
 import torch
 from transformers import Trainer
@@ -57,6 +58,28 @@ class UnlearnTrainer(Trainer):
                                                           steps_per_epoch)
             return self.lr_scheduler
         return super().create_scheduler(num_training_steps, optimizer)
+
+    def _load_from_checkpoint(self, resume_from_checkpoint: str, model=None) -> None:
+        """Resume: full weights load through ``from_pretrained``, strictly; LoRA adapters as the Trainer does.
+
+        ``save_pretrained`` writes a checkpoint's weights in the hub layout
+        (``language_model.model.*``, ``vision_tower.vision_model.*``), which the
+        Trainer's own loader reads without the name mapping and with
+        ``strict=False``: every weight would stay at its starting value,
+        silently. ``from_pretrained`` maps the names; ``load_state_dict``
+        (strict) then fails loudly on any mismatch.
+
+        Raises:
+            RuntimeError: the checkpoint's weights do not match the model's.
+        """
+        model = model if model is not None else self.model
+        config = Path(resume_from_checkpoint) / "config.json"
+        if hasattr(model, "peft_config") or not config.is_file() or self.is_deepspeed_enabled or self.is_fsdp_enabled:
+            return super()._load_from_checkpoint(resume_from_checkpoint, model)
+        dtype = next(model.parameters()).dtype
+        saved = type(model).from_pretrained(resume_from_checkpoint, dtype=dtype)
+        model.load_state_dict(saved.state_dict(), strict=True)
+        del saved
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         """The method's loss on ``inputs`` = ``{stream: batch}``.
