@@ -70,9 +70,11 @@ def check_settings(args: list[str]) -> None:
         if getattr(namespace, "num_fewshot", None) and any(p.startswith("mllmu") for p in patterns):
             raise SettingsError("--num_fewshot: the MLLMU tasks build their own demonstrations (the paper "
                                 "protocol's); leave it out (or run the zero-shot variant, --tasks mllmu-zs)")
-        check_local_model_path(getattr(namespace, "model_args", None),
-                               needs_chat_template=bool(getattr(namespace, "apply_chat_template", False)))
-        check_backend_takes_images(getattr(namespace, "model", None), tasks, metadata)
+        model_args = getattr(namespace, "model_args", None)
+        check_local_model_path(model_args, needs_chat_template=bool(getattr(namespace, "apply_chat_template", False)))
+        if any(p.startswith("mllmu") for p in patterns):
+            check_backend_takes_images(getattr(namespace, "model", None), patterns,
+                                       {**parse_model_args(model_args), **metadata})
 
 
 def has_chat_template(folder: str) -> bool:
@@ -97,11 +99,7 @@ def check_local_model_path(model_args, needs_chat_template: bool = False) -> Non
         SettingsError: the folder does not exist, or has no chat template
             (hub IDs such as ``org/name`` are not checked here).
     """
-    if isinstance(model_args, str):
-        from lm_eval.utils import simple_parse_args_string
-
-        model_args = simple_parse_args_string(model_args)
-    pretrained = (model_args or {}).get("pretrained") if isinstance(model_args, dict) else None
+    pretrained = parse_model_args(model_args).get("pretrained")
     if isinstance(pretrained, str) and pretrained.startswith(("/", "./", "../", "~")):
         folder = os.path.expanduser(pretrained)
         if not os.path.isdir(folder):
@@ -112,29 +110,47 @@ def check_local_model_path(model_args, needs_chat_template: bool = False) -> Non
                                 f"paper protocol's plain prompts")
 
 
-def check_backend_takes_images(model: str | None, tasks, metadata: dict) -> None:
-    """Refuse image+text tasks for a backend that takes no images (``hf``, ``vllm``) before it loads a model.
+def parse_model_args(model_args) -> dict:
+    """``--model_args`` as a dict (lm-eval merges it into the tasks' metadata: ``pretrained``, ``max_images``)."""
+    if isinstance(model_args, dict):
+        return dict(model_args)
+    if isinstance(model_args, str) and model_args:
+        from lm_eval.utils import simple_parse_args_string
 
-    lm-eval itself refuses them only after the model has loaded, without
-    saying what to run instead. The selected tasks are built (their
-    documents are cached for the run); a check that cannot run (an unknown
-    model name, tasks outside the suite) is left to lm-eval.
+        return simple_parse_args_string(model_args)
+    return {}
+
+
+def check_backend_takes_images(model: str | None, patterns: list[str], metadata: dict) -> None:
+    """Build the selected suite tasks before any model loads; refuse image+text ones for a text-only backend.
+
+    Building them checks the data and the settings (configurations, IDs,
+    images, the few-shot images against ``max_images``): a bad copy is one
+    line naming the configuration, row and field before minutes of model
+    loading, not after. lm-eval itself refuses image+text tasks for ``hf`` or
+    ``vllm`` only after loading the model, without saying what to run
+    instead. Anything else (an unknown model name, tasks outside the suite)
+    is left to lm-eval.
 
     Raises:
+        SchemaError, FileNotFoundError, SettingsError: bad data or settings.
         SettingsError: image+text tasks selected for a text-only backend; the
             message names ``--tasks mllmu-txt``.
     """
-    if not model or not tasks:
+    if not model or not patterns:
         return
     from lm_eval.api.registry import get_model
 
+    manager = suite_task_manager(include_defaults=False)(metadata=metadata)
+    try:
+        names = manager.match_tasks(patterns)
+    except Exception:  # noqa: BLE001 - not ours to judge: lm-eval reports it
+        return
+    leaves = manager.load(names)["tasks"] if names else {}
     try:
         if getattr(get_model(model), "MULTIMODAL", False):
             return
-        patterns = [t for spec in ([tasks] if isinstance(tasks, str) else tasks) for t in spec.split(",") if t]
-        manager = suite_task_manager(include_defaults=False)(metadata=metadata)
-        leaves = manager.load(manager.match_tasks(patterns))["tasks"]
-    except Exception:  # noqa: BLE001 - not ours to judge: lm-eval reports it
+    except Exception:  # noqa: BLE001 - an unknown backend name: lm-eval reports it
         return
     images = sorted(name for name, task in leaves.items() if getattr(task, "MULTIMODAL", False))
     if images:

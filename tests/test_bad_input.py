@@ -322,3 +322,22 @@ def test_cmyk_images_score_with_log_samples(tmp_path):
                            str(tmp_path / "out")], capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert list((tmp_path / "out").rglob("samples_mllmu_forget_gen_img_*.jsonl"))
+
+
+def test_bad_data_is_reported_before_the_model_loads(tmp_path):
+    """mllmu-eval builds the selected tasks first: a corrupt image is named before any model would load
+    (the model folder here is empty: loading it would fail differently)."""
+    import subprocess
+    import sys
+
+    rows = [eval_row("001", "Ann Lee", "doctor", b"not an image"), eval_row("002", "Bo Ruiz", "painter")]
+    write_config(tmp_path / "bench", "forget_5", rows)
+    write_config(tmp_path / "bench", "retain_95", [eval_row("003", "Cy Oto", "baker")])
+    (tmp_path / "empty-model").mkdir()
+    proc = subprocess.run([sys.executable, "-m", "mllmu_tasks.cli", "--model", "mllmu-vlm", "--model_args",
+                           f"pretrained={tmp_path / 'empty-model'}", "--tasks", "mllmu_forget_gen_img", "--metadata",
+                           json.dumps({"source": str(tmp_path / "bench"), "model_family": "llava"})],
+                          capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    last = proc.stderr.strip().splitlines()[-1]
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    assert last.startswith("mllmu-eval: error: forget_5") and "row 0 (ID '001'), field image: unreadable image" in last
