@@ -67,13 +67,14 @@ def check_settings(args: list[str]) -> None:
         resolve_settings(metadata)
         tasks = getattr(namespace, "tasks", None)
         patterns = [t for spec in ([tasks] if isinstance(tasks, str) else tasks or []) for t in spec.split(",") if t]
-        if getattr(namespace, "num_fewshot", None) and any(p.startswith("mllmu") for p in patterns):
+        ours = any(p.startswith("mllmu") for p in patterns)
+        if getattr(namespace, "num_fewshot", None) and ours:
             raise SettingsError("--num_fewshot: the MLLMU tasks build their own demonstrations (the paper "
                                 "protocol's); leave it out (or run the zero-shot variant, --tasks mllmu-zs)")
         model_args = getattr(namespace, "model_args", None)
         check_local_model_path(model_args, needs_chat_template=bool(getattr(namespace, "apply_chat_template", False)))
-        if any(p.startswith("mllmu") for p in patterns):
-            check_backend_takes_images(getattr(namespace, "model", None), patterns,
+        if ours:
+            prebuild_suite_tasks(getattr(namespace, "model", None), patterns,
                                        {**parse_model_args(model_args), **metadata})
 
 
@@ -121,7 +122,7 @@ def parse_model_args(model_args) -> dict:
     return {}
 
 
-def check_backend_takes_images(model: str | None, patterns: list[str], metadata: dict) -> None:
+def prebuild_suite_tasks(model: str | None, patterns: list[str], metadata: dict) -> None:
     """Build the selected suite tasks before any model loads; refuse image+text ones for a text-only backend.
 
     Building them checks the data and the settings (configurations, IDs,

@@ -11,6 +11,7 @@ LLaVA rules, with a warning naming the assumption.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from pathlib import Path
@@ -24,8 +25,12 @@ _warned: set[str] = set()
 LLAVA_MODEL_TYPES = ("llava", "llava_next", "llava_onevision", "llava_next_video")
 
 
+@functools.lru_cache(maxsize=16)
 def checkpoint_model_type(pretrained: str, revision: str = "main") -> str | None:
-    """``model_type`` of a local checkpoint directory or a hub ID; None when it cannot be read."""
+    """``model_type`` of a local checkpoint directory or a hub ID; None when it cannot be read.
+
+    Cached: every task of a run asks for the same checkpoint.
+    """
     config = Path(pretrained) / "config.json"
     if config.is_file():
         try:

@@ -46,7 +46,7 @@ def to_rgb(img: Image.Image) -> Image.Image:
     """
     mode = img.mode
     if not (mode.startswith("I;16") or mode in ("I", "F")):
-        return img if mode == "RGB" else img.convert("RGB")
+        return img.convert("RGB")  # a copy also for RGB: the caller may close the file it came from
     import numpy as np
 
     pixels = np.asarray(img, dtype=np.float64)

@@ -48,9 +48,9 @@ class MLLMUTask(ConfigurableTask):
 
     def __init__(self, config: dict | None = None) -> None:
         """``config``: the leaf YAML as a dict (lm-eval passes its ``class`` key too, dropped here)."""
-        self._unscored: list | None = None
+        self._unscored = False  # set by download(): every profile is a demonstration, nothing to score
         super().__init__(config={k: v for k, v in (config or {}).items() if k != "class"})
-        if self._unscored is not None:
+        if self._unscored:
             # lm-eval checks one document at construction; only then is the task emptied
             self.dataset["test"] = self.task_docs = self.dataset["test"].select([])
 
@@ -92,12 +92,12 @@ class MLLMUTask(ConfigurableTask):
         if not len(table):
             log.warning("MLLMU %s: no scored questions (every profile of the set is a demonstration profile: %s); "
                         "the task reports no score", self.config.task, self._demos.profiles)
-            self._unscored, table = self._demos.profiles, full_table
+            self._unscored, table = True, full_table
         self.dataset = {"test": table}
 
     def build_all_requests(self, *args, **kwargs) -> None:
         """lm-eval's request building; a task with no scored question builds none (lm-eval would raise)."""
-        if self._unscored is not None:
+        if self._unscored:
             self._instances = []
             return
         super().build_all_requests(*args, **kwargs)
@@ -110,7 +110,7 @@ class MLLMUTask(ConfigurableTask):
         placeholder with no responses, so no metric is computed and the
         results JSON holds no score for it (and its groups average the others).
         """
-        if self._unscored is None:
+        if not self._unscored:
             return super().apply_filters()
         self._instances = [_NoRequest()]
         return None
