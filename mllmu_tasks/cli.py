@@ -74,8 +74,14 @@ def check_settings(args: list[str]) -> None:
         model_args = getattr(namespace, "model_args", None)
         check_local_model_path(model_args, needs_chat_template=bool(getattr(namespace, "apply_chat_template", False)))
         if ours:
-            prebuild_suite_tasks(getattr(namespace, "model", None), patterns,
-                                       {**parse_model_args(model_args), **metadata})
+            leaves = prebuild_suite_tasks(getattr(namespace, "model", None), patterns,
+                                          {**parse_model_args(model_args), **metadata})
+            if leaves and not getattr(namespace, "apply_chat_template", False):
+                from .context_fit import check_prompts_fit
+
+                check_prompts_fit(leaves, namespace.model, parse_model_args(model_args),
+                                  limit=getattr(namespace, "limit", None),
+                                  gen_kwargs=getattr(namespace, "gen_kwargs", None))
 
 
 def has_chat_template(folder: str) -> bool:
@@ -122,7 +128,7 @@ def parse_model_args(model_args) -> dict:
     return {}
 
 
-def prebuild_suite_tasks(model: str | None, patterns: list[str], metadata: dict) -> None:
+def prebuild_suite_tasks(model: str | None, patterns: list[str], metadata: dict) -> dict:
     """Build the selected suite tasks before any model loads; refuse image+text ones for a text-only backend.
 
     Building them checks the data and the settings (configurations, IDs,
@@ -133,31 +139,35 @@ def prebuild_suite_tasks(model: str | None, patterns: list[str], metadata: dict)
     instead. Anything else (an unknown model name, tasks outside the suite)
     is left to lm-eval.
 
+    Returns:
+        task name -> built task, the selected leaves (empty where lm-eval is left to report).
+
     Raises:
         SchemaError, FileNotFoundError, SettingsError: bad data or settings.
         SettingsError: image+text tasks selected for a text-only backend; the
             message names ``--tasks mllmu-txt``.
     """
     if not model or not patterns:
-        return
+        return {}
     from lm_eval.api.registry import get_model
 
     manager = suite_task_manager(include_defaults=False)(metadata=metadata)
     try:
         names = manager.match_tasks(patterns)
     except Exception:  # noqa: BLE001 - not ours to judge: lm-eval reports it
-        return
+        return {}
     leaves = manager.load(names)["tasks"] if names else {}
     try:
         if getattr(get_model(model), "MULTIMODAL", False):
-            return
+            return leaves
     except Exception:  # noqa: BLE001 - an unknown backend name: lm-eval reports it
-        return
+        return {}
     images = sorted(name for name, task in leaves.items() if getattr(task, "MULTIMODAL", False))
     if images:
         raise SettingsError(f"--model {model} takes no images, and {len(images)} selected task(s) are image+text "
                             f"({', '.join(images[:3])}{', ...' if len(images) > 3 else ''}): score the text-only "
                             f"tasks with `--tasks mllmu-txt`, or all of them with `--model mllmu-vlm`")
+    return leaves
 
 
 class SaveFailures(logging.Handler):
