@@ -74,14 +74,27 @@ def check_settings(args: list[str]) -> None:
         model_args = getattr(namespace, "model_args", None)
         check_local_model_path(model_args, needs_chat_template=bool(getattr(namespace, "apply_chat_template", False)))
         if ours:
-            leaves = prebuild_suite_tasks(getattr(namespace, "model", None), patterns,
-                                          {**parse_model_args(model_args), **metadata})
-            if leaves and not getattr(namespace, "apply_chat_template", False):
-                from .context_fit import check_prompts_fit
+            model_kwargs = parse_model_args(model_args)
+            leaves = prebuild_suite_tasks(getattr(namespace, "model", None), patterns, {**model_kwargs, **metadata})
+            check_generation_limits(leaves, namespace, model_kwargs)
 
-                check_prompts_fit(leaves, namespace.model, parse_model_args(model_args),
-                                  limit=getattr(namespace, "limit", None),
-                                  gen_kwargs=getattr(namespace, "gen_kwargs", None))
+
+def check_generation_limits(leaves: dict, namespace, model_kwargs: dict) -> None:
+    """Before the model loads: every prompt fits the backend's context, and the tasks' answer limit holds.
+
+    Raises:
+        SettingsError: see :func:`mllmu_tasks.context_fit.check_answer_budget` and
+            :func:`~mllmu_tasks.context_fit.check_prompts_fit`.
+    """
+    from .context_fit import check_answer_budget, check_prompts_fit
+
+    if not leaves:
+        return
+    gen_kwargs = getattr(namespace, "gen_kwargs", None)
+    check_answer_budget(leaves, namespace.model, model_kwargs, gen_kwargs)
+    if not getattr(namespace, "apply_chat_template", False):
+        check_prompts_fit(leaves, namespace.model, model_kwargs, limit=getattr(namespace, "limit", None),
+                          gen_kwargs=gen_kwargs)
 
 
 def has_chat_template(folder: str) -> bool:

@@ -129,6 +129,47 @@ class PromptCounter:
         return int(ids.shape[1])
 
 
+#: Stock lm-eval backends that pass only ``max_length`` to ``generate`` (a checkpoint's
+#: ``generation_config.max_new_tokens`` then wins over the tasks' ``max_gen_toks``).
+MAX_LENGTH_ONLY_BACKENDS = ("hf", "hf-auto", "huggingface", "hf-multimodal")
+
+
+def check_answer_budget(leaves: dict, model: str, model_args: dict, gen_kwargs: dict | None = None) -> None:
+    """Refuse a stock ``hf``/``hf-multimodal`` run whose checkpoint would override the tasks' token limits.
+
+    lm-eval 0.4.13's Hugging Face backends pass ``generate`` only
+    ``max_length``; transformers lets a checkpoint's
+    ``generation_config.max_new_tokens`` take precedence, so the answers
+    would run to the checkpoint's limit while the results JSON records the
+    task's (``mllmu-vlm`` passes ``max_new_tokens`` explicitly, as the
+    released code does).
+
+    Raises:
+        SettingsError: names the checkpoint's and the tasks' limits and ``--model mllmu-vlm``.
+    """
+    pretrained = model_args.get("pretrained")
+    if model not in MAX_LENGTH_ONLY_BACKENDS or not isinstance(pretrained, str):
+        return
+    from transformers import GenerationConfig
+
+    try:
+        own = GenerationConfig.from_pretrained(pretrained, revision=model_args.get("revision", "main")).max_new_tokens
+    except (OSError, ValueError):
+        return
+    if own is None:
+        return
+    wanted = {int((gen_kwargs or {}).get("max_gen_toks") or (task.config.generation_kwargs or {}).get(
+        "max_gen_toks") or DEFAULT_MAX_GEN_TOKS) for task in leaves.values()}
+    if wanted - {own}:
+        from .sources import SettingsError
+
+        raise SettingsError(
+            f"{pretrained}: its generation_config sets max_new_tokens={own}, which lm-eval's --model {model} lets "
+            f"override the tasks' answer limit ({', '.join(map(str, sorted(wanted)))} tokens): the answers would "
+            f"run past it while the results record it. Score with --model mllmu-vlm (it passes the limit "
+            f"explicitly), or remove max_new_tokens from a copy's generation_config.json")
+
+
 def sample_count(n_docs: int, limit: float | int | None) -> int:
     """How many documents lm-eval scores under ``--limit`` (a count, or a fraction below 1)."""
     if limit is None:

@@ -95,3 +95,22 @@ def test_mllmu_eval_refuses_before_loading(tiny_vlm, tmp_path):
     last = proc.stderr.strip().splitlines()[-1]
     assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
     assert last.startswith("mllmu-eval: error: mllmu_retain_gen_txt, document ") and "leaves 70;" in last
+
+
+def test_a_checkpoints_max_new_tokens_is_refused_for_stock_hf_backends(tiny_vlm, leaves, tmp_path):
+    """lm-eval's hf/hf-multimodal pass only max_length: the checkpoint's max_new_tokens would win over the tasks'."""
+    import shutil
+
+    from mllmu_tasks.sources import SettingsError
+
+    model = tmp_path / "model"
+    shutil.copytree(tiny_vlm, model)
+    config = json.loads((model / "generation_config.json").read_text())
+    (model / "generation_config.json").write_text(json.dumps({**config, "max_new_tokens": 20}))
+    args = {"pretrained": str(model)}
+    with pytest.raises(SettingsError, match=r"max_new_tokens=20, which lm-eval's --model hf-multimodal lets override "
+                                            r"the tasks' answer limit \(50 tokens\)"):
+        context_fit.check_answer_budget(leaves, "hf-multimodal", args)
+    context_fit.check_answer_budget(leaves, "mllmu-vlm", args)  # passes max_new_tokens itself
+    context_fit.check_answer_budget(leaves, "hf", args, gen_kwargs={"max_gen_toks": 20})  # same limit
+    context_fit.check_answer_budget(leaves, "hf", {"pretrained": str(tiny_vlm)})  # none set
