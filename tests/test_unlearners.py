@@ -289,3 +289,18 @@ def test_two_process_run_matches_one_process_structure(base_vlm, tmp_path):
             shapes.append({k: tuple(f.get_slice(k).get_shape()) for k in f.keys()})
     assert shapes[0] == shapes[1]
     assert json.loads((tmp_path / "two" / "unlearn_config.json").read_text())["world_size"] == 2
+
+
+def test_the_projector_trains_even_inside_the_vision_tower():
+    """Qwen2-VL/2.5-VL keep their projector (merger) inside ``visual``: freezing the tower must not freeze it."""
+    from unlearners.model import is_frozen_part
+
+    names = {"model.visual.merger.mlp.0.weight": (False, True), "model.visual.blocks.0.attn.qkv.weight": (True, True),
+             "model.multi_modal_projector.linear_1.weight": (False, True),
+             "model.vision_tower.vision_model.encoder.layers.0.mlp.fc1.weight": (True, True),
+             "model.language_model.layers.0.mlp.up_proj.weight": (False, False),
+             "model.connector.modality_projection.proj.weight": (False, True)}
+    for name, (tower_only, both) in names.items():
+        assert is_frozen_part(name, True, False) is tower_only, name
+        assert is_frozen_part(name, True, True) is both, name
+        assert is_frozen_part(name, False, False) is False, name

@@ -76,11 +76,19 @@ def apply_lora(model, args: ModelArguments, gaussian_init: bool = False):
     return get_peft_model(model, config)
 
 
+def is_frozen_part(name: str, freeze_vision_tower: bool, freeze_projector: bool) -> bool:
+    """Whether parameter ``name`` is frozen: the projector follows ``freeze_projector`` alone, even where it
+    lives inside the vision tower module (Qwen2-VL/2.5-VL's ``visual.merger``); the rest of the tower follows
+    ``freeze_vision_tower``."""
+    if _in_part(name, PROJECTOR_PARTS):
+        return freeze_projector
+    return freeze_vision_tower and _in_part(name, VISION_PARTS)
+
+
 def freeze_parts(model, args: ModelArguments) -> None:
     """Full fine-tuning: freeze the vision tower and/or the projector as asked (in place)."""
-    parts = (VISION_PARTS if args.freeze_vision_tower else ()) + (PROJECTOR_PARTS if args.freeze_projector else ())
     for name, param in model.named_parameters():
-        if parts and _in_part(name, parts):
+        if is_frozen_part(name, args.freeze_vision_tower, args.freeze_projector):
             param.requires_grad_(False)
 
 
