@@ -30,6 +30,7 @@ from lm_eval.models.huggingface import HFLM
 from transformers import StoppingCriteria, StoppingCriteriaList, StopStringCriteria
 
 from .sources import SettingsError
+from .special_tokens import drop_rendered_bos
 
 
 def has_images(request: Instance) -> bool:
@@ -78,9 +79,15 @@ class MLLMUVisionLM(HFMultimodalLM):
         without the image tensors (a crash, or a prompt that silently loses
         its first demonstrations).
 
+        Under a chat template that renders the BOS string, that copy is
+        dropped where the processor's tokenizer adds BOS itself (one BOS, as
+        lm-eval's text-only path and training send; :mod:`mllmu_tasks.special_tokens`).
+
         Raises:
             ContextOverflowError: a prompt longer than ``left_truncate_len`` tokens.
         """
+        if self.chat_applied:
+            strings = drop_rendered_bos(strings, self.tokenizer)
         encoding = super().tok_batch_multimodal_encode(strings, images, padding_side, None, truncation)
         check_fits(encoding["input_ids"].shape[1], left_truncate_len, self.max_length)
         return encoding
@@ -127,6 +134,8 @@ class MLLMUVisionLM(HFMultimodalLM):
 
         if not self.chat_applied:
             text = replace_placeholders(text, DEFAULT_IMAGE_PLACEHOLDER, self.image_token, self.max_images)
+        else:
+            [text] = drop_rendered_bos([text], self.tokenizer)
         images = [img.convert("RGB") for img in images[: self.max_images]] if images else None
         return self.processor(text=[text], images=[images] if images else None,
                               return_tensors="pt").to(self.device, self.model.dtype)

@@ -304,3 +304,20 @@ def test_the_projector_trains_even_inside_the_vision_tower():
         assert is_frozen_part(name, True, False) is tower_only, name
         assert is_frozen_part(name, True, True) is both, name
         assert is_frozen_part(name, False, False) is False, name
+
+
+def test_chat_content_splits_as_lm_eval():
+    """The collator's user content is lm-eval's own split of the body (hf-multimodal, interleave)."""
+
+    from lm_eval.models.hf_vlms import HFMultimodalLM
+
+    from unlearners.collator import chat_content
+
+    class Recorder:  # stands in for the processor: records what lm-eval would render
+        def apply_chat_template(self, history, **kwargs):
+            return history
+
+    for body in ("<image>\nWho is this?", "Who is this?", "<image>\nA<image>\nB", "x<image>"):
+        fake = type("LM", (), {"interleave": True, "max_images": 999, "processor": Recorder()})()
+        history = HFMultimodalLM.apply_chat_template(fake, [{"role": "user", "content": body}])
+        assert history[0]["content"] == chat_content(body), body

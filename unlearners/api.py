@@ -118,7 +118,8 @@ def build_trainer(method: Method, margs: ModelArguments, data: DataArguments | d
     if targs.gradient_checkpointing and targs.gradient_checkpointing_kwargs is None:
         targs.gradient_checkpointing_kwargs = {"use_reentrant": False}
     reference = build_reference(method, margs, model, targs.device, torch_dtype)
-    collator, dataset = AnswerOnlyCollator(processor), PairedDataset(streams, seed=targs.seed)
+    collator = AnswerOnlyCollator(processor, stop_ids=model.generation_config.eos_token_id)
+    dataset = PairedDataset(streams, seed=targs.seed)
     if released:
         released_optimizer_defaults(targs)
         collator = ReleasedCollator(processor, layout)

@@ -10,6 +10,13 @@ the label of every position before the prompt's length, and of padding, is
 if a tokenizer merged across the boundary, the collator raises instead of
 training on a shifted mask.
 
+The user turn's content is split from the released body (``<image>\n`` +
+question) exactly as lm-eval's ``hf-multimodal`` splits a prompt under
+``--apply_chat_template`` (:func:`chat_content`), and a BOS the template
+renders is dropped where the tokenizer adds its own
+(:func:`mllmu_tasks.special_tokens.drop_rendered_bos`): the training prompt
+is token for token the prompt the scorer sends.
+
 Every processor output (``pixel_values``, ``image_sizes``,
 ``pixel_attention_mask``, ``image_grid_thw``, ...) stays in the batch.
 Padding is on the right. A batch may mix image+text and text-only examples
@@ -18,17 +25,41 @@ Padding is on the right. A batch may mix image+text and text-only examples
 
 from __future__ import annotations
 
+import logging
+
 import torch
+
+from mllmu_tasks.special_tokens import drop_rendered_bos
 
 from .data import Example
 
+log = logging.getLogger(__name__)
+
 IGNORE_INDEX = -100
+#: lm-eval's image placeholder in prompt text.
+IMAGE_PLACEHOLDER = "<image>"
+
+
+def chat_content(body: str) -> list[dict]:
+    """Chat items of a prompt body, split as lm-eval 0.4.13's ``hf-multimodal`` does (``interleave``).
+
+    ``"<image>\nWho?"`` -> ``[{"type": "image"}, {"type": "text", "text": "\nWho?"}]``: an image item
+    for each placeholder, the text between them as text items, empty texts dropped.
+    """
+    parts = body.split(IMAGE_PLACEHOLDER)
+    content = []
+    for i, part in enumerate(parts):
+        if part:
+            content.append({"type": "text", "text": part})
+        if i < len(parts) - 1:
+            content.append({"type": "image"})
+    return content
 
 
 def user_turn(example: Example) -> dict:
-    """The chat message asking ``example.question`` (with an image item for image+text)."""
-    content = ([{"type": "image"}] if example.image is not None else []) + [{"type": "text", "text": example.question}]
-    return {"role": "user", "content": content}
+    """The chat message asking ``example.question``: ``<image>\n{question}`` for image+text, as scored."""
+    body = f"{IMAGE_PLACEHOLDER}\n{example.question}" if example.image is not None else example.question
+    return {"role": "user", "content": chat_content(body)}
 
 
 def assistant_turn(example: Example) -> dict:
@@ -41,6 +72,9 @@ class AnswerOnlyCollator:
 
     Args:
         processor: the model's ``ProcessorMixin`` (with a chat template).
+        stop_ids: token ids that end an answer (the generation config's EOS ids; default the tokenizer's
+            EOS): the first batch warns once if a labelled span holds none of them (a template that ends the
+            assistant turn without an end-of-turn token teaches the model never to stop).
 
     Batch tensors per stream: ``input_ids``, ``attention_mask``, ``labels``:
     (batch, seq); plus the processor's image tensors.
@@ -50,12 +84,31 @@ class AnswerOnlyCollator:
             tokens are not a prefix of the full conversation's tokens.
     """
 
-    def __init__(self, processor):
+    def __init__(self, processor, stop_ids=None):
         if not getattr(processor, "chat_template", None):
             raise ValueError("the processor has no chat template: the collator renders prompts with it")
         self.processor = processor
+        tokenizer = getattr(processor, "tokenizer", processor)
+        ids = [stop_ids] if isinstance(stop_ids, int) else list(stop_ids or [])
+        self.stop_ids = set(ids) | ({tokenizer.eos_token_id} if tokenizer.eos_token_id is not None else set())
+        self._stop_checked = False
+
+    def check_stop_tokens(self, labels: torch.Tensor, examples: list[Example]) -> None:
+        """Warn (once) when a labelled answer span holds no stop id. ``labels``: (batch, seq)."""
+        if self._stop_checked:
+            return
+        self._stop_checked = True
+        for row, example in zip(labels, examples):
+            span = row[row != IGNORE_INDEX].tolist()
+            if not self.stop_ids & set(span):
+                tail = getattr(self.processor, "tokenizer", self.processor).decode(span[-4:])
+                log.warning("the chat template ends the assistant turn with %r and no stop token (ids %s): "
+                            "training on it does not teach the model to stop (profile %s)", tail,
+                            sorted(self.stop_ids), example.profile_id)
+                return
 
     def _encode(self, texts: list[str], images: list | None) -> dict:
+        texts = drop_rendered_bos(texts, getattr(self.processor, "tokenizer", self.processor))
         return self.processor(text=texts, images=images, padding=True, padding_side="right", return_tensors="pt")
 
     def encode(self, examples: list[Example]) -> dict[str, torch.Tensor]:
@@ -77,6 +130,7 @@ class AnswerOnlyCollator:
                                  f"the chat template or tokenizer merges across the answer boundary")
             labels[i, :n] = IGNORE_INDEX
         batch["labels"] = labels
+        self.check_stop_tokens(labels, examples)
         return dict(batch)
 
     def __call__(self, items: list[dict[str, Example]]) -> dict[str, dict[str, torch.Tensor]]:
