@@ -1,0 +1,173 @@
+"""The family matrix (issue 12): scoring and unlearning on a tiny checkpoint of every VLM architecture.
+
+Per family (``mllmu_tasks.mini.families``): image+text and text-only questions scored through
+``mllmu-vlm``, plain and under the hub chat template, where changing the image changes the answer's
+log-probability; under the chat template the training prompt is token for token the prompt the scorer
+sends, with one BOS, and the labels are exactly the answer plus the template's end of turn; one GradDiff
+step with LoRA, full fine-tuning (the projector changes, the vision tower does not) and text-only, each
+checkpoint reloading and scoring.
+"""
+
+import functools
+
+import pytest
+import torch
+from PIL import Image
+from lm_eval.api.instance import Instance
+from safetensors.torch import load_file
+
+from mllmu_tasks import docs
+from mllmu_tasks.backend import MLLMUVisionLM
+from mllmu_tasks.mini import families
+from mllmu_tasks.sources import resolve_source
+from unlearners import api
+from unlearners.collator import IGNORE_INDEX, AnswerOnlyCollator, chat_content
+from unlearners.config import DataArguments, ModelArguments, UnlearnTrainingArguments
+from unlearners.data import Example
+from unlearners.model import PROJECTOR_PARTS, VISION_PARTS, _in_part
+
+GEN = {"until": ["ASSISTANT:"], "do_sample": False, "max_gen_toks": 3}
+#: Families whose hub checkpoints ship no chat template (scored plain only; trained through their own API).
+NO_CHAT_TEMPLATE = {"paligemma"}
+
+
+def _available() -> list[str]:
+    import importlib.util
+
+    return [name for name in families.FAMILIES
+            if importlib.util.find_spec(f"mllmu_tasks.mini.families.{name}") is not None]
+
+
+FAMILIES = _available()
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory):
+    return tmp_path_factory.mktemp("families")
+
+
+@functools.lru_cache(maxsize=None)
+def _build(name: str, root) -> str:
+    return str(families.build_family(name, root / name))
+
+
+@functools.lru_cache(maxsize=None)
+def _lm(path: str) -> MLLMUVisionLM:
+    return MLLMUVisionLM(pretrained=path, device="cpu", batch_size=2)
+
+
+def retain_docs(modality: str, n: int = 2):
+    return list(docs.build_docs("retain", "gen", modality, resolve_source("mini"), 10).select(range(n)))
+
+
+def images(n=2):
+    red = Image.new("RGB", (40, 40), (220, 30, 30))
+    checks = Image.new("RGB", (40, 40), (255, 255, 255))
+    for x in range(0, 40, 8):
+        for y in range(0, 40, 8):
+            if (x + y) // 8 % 2:
+                checks.paste((0, 0, 0), (x, y, x + 8, y + 8))
+    return red, checks
+
+
+def prompt(lm, body: str, chat: bool, kind_prompt: str) -> str:
+    if chat:
+        return lm.apply_chat_template([{"role": "user", "content": body}])
+    return kind_prompt
+
+
+def score(lm, chat: bool) -> list[str]:
+    """Two image+text and two text-only generation questions, answered in one call."""
+    reqs = []
+    for modality in ("img", "txt"):
+        for doc in retain_docs(modality):
+            args = (prompt(lm, docs.doc_to_body(doc), chat, docs.doc_to_released_prompt(doc)), dict(GEN))
+            if modality == "img":
+                args += ({"visual": docs.doc_to_image(doc)},)
+            reqs.append(Instance("generate_until", doc, args, 0))
+    return lm.generate_until(reqs, True)
+
+
+def image_logprob(lm, chat: bool, image) -> float:
+    body = "<image>\nWhat is the name of this person?"
+    context = prompt(lm, body, chat, f"USER: {body}\nASSISTANT:")
+    [(logprob, _)] = lm.loglikelihood([Instance("loglikelihood", {}, (context, " This person", {"visual": [image]}),
+                                                0)], True)
+    return logprob
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_scoring_plain_and_chat(family, root):
+    lm = _lm(_build(family, root))
+    red, checks = images()
+    modes = [False] if family in NO_CHAT_TEMPLATE else [False, True]
+    for chat in modes:
+        if chat:
+            lm.chat_applied = True
+        answers = score(lm, chat)
+        assert len(answers) == 4 and all(isinstance(a, str) for a in answers)
+        a, b = image_logprob(lm, chat, red), image_logprob(lm, chat, checks)
+        assert abs(a - b) > 1e-3, (family, chat, a, b)
+    lm.chat_applied = False
+
+
+def one_example(image=True) -> Example:
+    red, _ = images()
+    return Example("001", "What is the name of this person?", "This person is Ann Lee.", red if image else None)
+
+
+@pytest.mark.parametrize("family", [f for f in FAMILIES if f not in NO_CHAT_TEMPLATE])
+def test_training_prompt_is_the_scoring_prompt(family, root):
+    """Chat template: the collator's prompt ids equal the ids mllmu-vlm sends for the same question; one BOS;
+    labels = the answer + what the template writes after it."""
+    lm = _lm(_build(family, root))
+    processor, tokenizer = lm.processor, lm.tokenizer
+    collate = AnswerOnlyCollator(processor)
+    for image in (True, False):
+        example = one_example(image)
+        batch = collate.encode([example])
+        ids, labels = batch["input_ids"][0], batch["labels"][0]
+        n_prompt = int((labels == IGNORE_INDEX).sum())
+        body = f"<image>\n{example.question}" if image else example.question
+        lm.chat_applied = True
+        context = lm.apply_chat_template([{"role": "user", "content": body}])
+        if image:
+            sent = lm.tok_batch_multimodal_encode([context], [[example.image]])["input_ids"][0]
+        else:
+            sent = lm.tok_batch_encode([context])[0][0]
+        lm.chat_applied = False
+        assert ids[:n_prompt].tolist() == sent.tolist(), family
+        if tokenizer.bos_token_id is not None:
+            assert ids.tolist().count(tokenizer.bos_token_id) <= 1, family
+        user = {"role": "user", "content": chat_content(body)}
+        asked = processor.apply_chat_template([user], add_generation_prompt=True)
+        full = processor.apply_chat_template([user, {"role": "assistant", "content": [
+            {"type": "text", "text": example.answer}]}])
+        assert full.startswith(asked), family
+        labelled = tokenizer.decode(ids[n_prompt:])
+        assert labelled == full[len(asked):] and labelled.lstrip().startswith(example.answer), (family, labelled)
+
+
+def train(family_path, out, *, lora=True, modality="image+text"):
+    args = UnlearnTrainingArguments(output_dir=str(out), use_cpu=True, max_steps=1, learning_rate=5e-2,
+                                    disable_tqdm=True, seed=0, per_device_train_batch_size=2, logging_steps=1)
+    return api.run("grad_diff", ModelArguments(model=family_path, lora=lora),
+                   DataArguments(source="mini", forget_ratio=10, modality=modality), args)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_unlearning_lora_full_text_only(family, root):
+    base = _build(family, root)
+    before = load_file(f"{base}/model.safetensors")
+    for lora, modality in ((True, "image+text"), (False, "image+text"), (True, "text-only")):
+        out = root / f"{family}-{'lora' if lora else 'full'}-{modality}"
+        train(base, out, lora=lora, modality=modality)
+        lm = MLLMUVisionLM(pretrained=str(out), device="cpu", batch_size=2)
+        assert len(score(lm, False)) == 4
+        if not lora:
+            after = load_file(f"{out}/model.safetensors")
+            projector = [k for k in before if _in_part(k, PROJECTOR_PARTS) and before[k].is_floating_point()]
+            tower = [k for k in before if _in_part(k, VISION_PARTS) and not _in_part(k, PROJECTOR_PARTS)]
+            assert projector and tower, family
+            assert any(not torch.equal(before[k], after[k]) for k in projector), family
+            assert all(torch.equal(before[k], after[k]) for k in tower), family
