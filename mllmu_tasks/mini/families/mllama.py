@@ -222,7 +222,7 @@ def _processor(tokenizer):
 
 
 def build(out_dir: Path, seed: int = 0) -> Path:
-    """Tiny Llama 3.2 Vision (about 0.15 M parameters) into ``out_dir``; see the module docstring."""
+    """Tiny Llama 3.2 Vision (about 0.22 M parameters) into ``out_dir``; see the module docstring."""
     from transformers import MllamaForConditionalGeneration
 
     tokenizer = _tokenizer()
