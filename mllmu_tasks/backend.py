@@ -30,7 +30,7 @@ from lm_eval.models.huggingface import HFLM
 from transformers import StoppingCriteria, StoppingCriteriaList, StopStringCriteria
 
 from .sources import SettingsError
-from .special_tokens import drop_rendered_bos
+from .special_tokens import OneBOS, plain_image_string
 
 
 def has_images(request: Instance) -> bool:
@@ -53,6 +53,8 @@ class MLLMUVisionLM(HFMultimodalLM):
         check_takes_images(pretrained, revision=kwargs.get("revision", "main"),
                            trust_remote_code=bool(kwargs.get("trust_remote_code", False)))
         super().__init__(pretrained, **kwargs)
+        if not kwargs.get("image_string"):
+            self.image_token = plain_image_string(self.processor, self.image_token)
 
     def generate_until(self, requests: list[Instance], disable_tqdm: bool = False) -> list[str]:
         """Greedy/sampled generation for a mix of image+text and text-only requests, in request order."""
@@ -79,16 +81,19 @@ class MLLMUVisionLM(HFMultimodalLM):
         without the image tensors (a crash, or a prompt that silently loses
         its first demonstrations).
 
-        Under a chat template that renders the BOS string, that copy is
-        dropped where the processor's tokenizer adds BOS itself (one BOS, as
-        lm-eval's text-only path and training send; :mod:`mllmu_tasks.special_tokens`).
+        Text that starts with the BOS string (a chat template that renders
+        it) is encoded without the tokenizer's own BOS: one BOS, as lm-eval's
+        text-only path and training send (:mod:`mllmu_tasks.special_tokens`).
 
         Raises:
             ContextOverflowError: a prompt longer than ``left_truncate_len`` tokens.
         """
-        if self.chat_applied:
-            strings = drop_rendered_bos(strings, self.tokenizer)
-        encoding = super().tok_batch_multimodal_encode(strings, images, padding_side, None, truncation)
+        processor = self.processor
+        self.processor = OneBOS(processor, self.tokenizer)
+        try:
+            encoding = super().tok_batch_multimodal_encode(strings, images, padding_side, None, truncation)
+        finally:
+            self.processor = processor
         check_fits(encoding["input_ids"].shape[1], left_truncate_len, self.max_length)
         return encoding
 
@@ -134,11 +139,9 @@ class MLLMUVisionLM(HFMultimodalLM):
 
         if not self.chat_applied:
             text = replace_placeholders(text, DEFAULT_IMAGE_PLACEHOLDER, self.image_token, self.max_images)
-        else:
-            [text] = drop_rendered_bos([text], self.tokenizer)
         images = [img.convert("RGB") for img in images[: self.max_images]] if images else None
-        return self.processor(text=[text], images=[images] if images else None,
-                              return_tensors="pt").to(self.device, self.model.dtype)
+        return OneBOS(self.processor, self.tokenizer)(text=[text], images=[images] if images else None,
+                                                      return_tensors="pt").to(self.device, self.model.dtype)
 
     @torch.no_grad()
     def _continuation_logprob(self, context: str, continuation: str, images: list) -> tuple[float, bool]:

@@ -76,13 +76,20 @@ def load_counting_tools(pretrained: str, model_args: dict):
     return config, tokenizer, processor
 
 
-def image_token_string(config, tokenizer, model_args: dict) -> str | None:
-    """The string lm-eval's ``hf-multimodal`` puts where a prompt says ``<image>`` (its own rule)."""
+def image_token_string(model: str, config, tokenizer, processor, model_args: dict) -> str | None:
+    """The string the backend puts where a prompt says ``<image>``: ``image_string`` if given, else lm-eval's
+    rule (the token ``config.image_token_id`` names), which ``mllmu-vlm`` refines to the family's own
+    sequence (:func:`mllmu_tasks.special_tokens.plain_image_string`)."""
     if model_args.get("image_string"):
         return str(model_args["image_string"])
     token_id = model_args.get("image_token_id") or getattr(config, "image_token_id", None) \
         or getattr(config, "image_token_index", None)
-    return None if token_id is None else tokenizer.decode([int(token_id)], skip_special_tokens=False)
+    stock = None if token_id is None else tokenizer.decode([int(token_id)], skip_special_tokens=False)
+    if model in ("mllmu-vlm", "hf-multimodal-ll") and processor is not None:
+        from .special_tokens import plain_image_string
+
+        return plain_image_string(processor, stock)
+    return stock
 
 
 class PromptCounter:
@@ -202,7 +209,7 @@ def check_prompts_fit(leaves: dict, model: str, model_args: dict, *, limit=None,
     max_length = backend_max_length(model, model_args, config, tokenizer)
     if not max_length:
         return
-    counter = PromptCounter(tokenizer, processor, image_token_string(config, tokenizer, model_args),
+    counter = PromptCounter(tokenizer, processor, image_token_string(model, config, tokenizer, processor, model_args),
                             int(model_args.get("max_images") or DEFAULT_MAX_IMAGES))
     for name, task in sorted(leaves.items()):
         _check_task(name, task, counter, max_length, limit, gen_kwargs or {})

@@ -14,7 +14,7 @@ The user turn's content is split from the released body (``<image>\n`` +
 question) exactly as lm-eval's ``hf-multimodal`` splits a prompt under
 ``--apply_chat_template`` (:func:`chat_content`), and a BOS the template
 renders is dropped where the tokenizer adds its own
-(:func:`mllmu_tasks.special_tokens.drop_rendered_bos`): the training prompt
+(:func:`mllmu_tasks.special_tokens.bos_kwargs`): the training prompt
 is token for token the prompt the scorer sends.
 
 Every processor output (``pixel_values``, ``image_sizes``,
@@ -29,7 +29,7 @@ import logging
 
 import torch
 
-from mllmu_tasks.special_tokens import drop_rendered_bos
+from mllmu_tasks.special_tokens import OneBOS
 
 from .data import Example
 
@@ -108,8 +108,8 @@ class AnswerOnlyCollator:
                 return
 
     def _encode(self, texts: list[str], images: list | None) -> dict:
-        texts = drop_rendered_bos(texts, getattr(self.processor, "tokenizer", self.processor))
-        return self.processor(text=texts, images=images, padding=True, padding_side="right", return_tensors="pt")
+        one_bos = OneBOS(self.processor, getattr(self.processor, "tokenizer", self.processor))
+        return one_bos(text=texts, images=images, padding=True, padding_side="right", return_tensors="pt")
 
     def encode(self, examples: list[Example]) -> dict[str, torch.Tensor]:
         """One stream's batch: conversation tokens, answer-only labels, image tensors."""
