@@ -30,6 +30,7 @@ from lm_eval.models.huggingface import HFLM
 from transformers import StoppingCriteria, StoppingCriteriaList, StopStringCriteria
 
 from .sources import SettingsError
+from .prefix_lm import images_first, is_prefix_lm, text_prefix
 from .special_tokens import OneBOS, plain_image_string
 
 
@@ -55,9 +56,17 @@ class MLLMUVisionLM(HFMultimodalLM):
         super().__init__(pretrained, **kwargs)
         if not kwargs.get("image_string"):
             self.image_token = plain_image_string(self.processor, self.image_token)
+        self.prefix_lm = is_prefix_lm(getattr(self.config, "model_type", None))
 
     def generate_until(self, requests: list[Instance], disable_tqdm: bool = False) -> list[str]:
-        """Greedy/sampled generation for a mix of image+text and text-only requests, in request order."""
+        """Greedy/sampled generation for a mix of image+text and text-only requests, in request order.
+
+        Plain prompts are rewritten in place to what the model receives (the
+        family's image sequence for ``<image>``; a prefix-LM's own framing,
+        :mod:`mllmu_tasks.prefix_lm`), so ``--log_samples`` shows it.
+        """
+        for request in requests:
+            self._show_sent_context(request)
         image_idx = [i for i, r in enumerate(requests) if has_images(r)]
         text_idx = [i for i, r in enumerate(requests) if not has_images(r)]
         answers: list[str | None] = [None] * len(requests)
@@ -72,6 +81,22 @@ class MLLMUVisionLM(HFMultimodalLM):
                 for i, out in zip(text_idx, outs):
                     answers[i] = out
         return answers
+
+    def _show_sent_context(self, request: Instance) -> None:
+        """Replace a plain request's context with the text the processor will receive (idempotent)."""
+        if self.chat_applied:
+            return
+        context = request.args[0]
+        if has_images(request):
+            from lm_eval.models.hf_vlms import DEFAULT_IMAGE_PLACEHOLDER
+            from lm_eval.models.utils import replace_placeholders
+
+            if self.prefix_lm:
+                context = images_first(context)
+            context = replace_placeholders(context, DEFAULT_IMAGE_PLACEHOLDER, self.image_token, self.max_images)
+        elif self.prefix_lm:
+            context = text_prefix(context, self.tokenizer.bos_token)
+        request.arguments = (context, *request.args[1:])
 
     def tok_batch_multimodal_encode(self, strings, images, padding_side="left", left_truncate_len=None,
                                     truncation=False):
@@ -133,6 +158,31 @@ class MLLMUVisionLM(HFMultimodalLM):
         return [self._continuation_logprob(r.args[0], r.args[1], r.args[2].get("visual", []) if len(r.args) > 2 else [])
                 for r in tqdm(requests, disable=disable_tqdm or self.rank != 0, desc="loglikelihood with images")]
 
+    def _encode_pair(self, context: str, continuation: str, images: list):
+        """``(context ids: (n,), encoding of context + continuation (batch 1), end)``: the continuation's
+        tokens are ``input_ids[0, n:end]``.
+
+        A prefix-LM (PaliGemma) takes the continuation as its processor's ``suffix`` (after the prefix's
+        closing newline; the ``<eos>`` it appends is not scored), text-only through the tokenizer.
+        """
+        if not (self.prefix_lm and not self.chat_applied):
+            full = self._encode(context + continuation, images)
+            return self._encode(context, images)["input_ids"][0], full, full["input_ids"].shape[1]
+        if images:
+            kwargs = dict(text=[images_first(context)], images=[[im.convert("RGB") for im in images[: self.max_images]]],
+                          return_tensors="pt")
+            ctx = self.processor(**kwargs)["input_ids"][0]
+            full = self.processor(**kwargs, suffix=[continuation])
+            full.pop("labels", None)
+            end = full["input_ids"].shape[1] - 1
+        else:
+            text = text_prefix(context, self.tokenizer.bos_token)
+            ctx = self.tokenizer(text, add_special_tokens=False, return_tensors="pt")["input_ids"][0]
+            full = self.tokenizer(text, text_pair=continuation, add_special_tokens=False, return_tensors="pt",
+                                  return_token_type_ids=True)
+            end = full["input_ids"].shape[1]
+        return ctx, full.to(self.device, self.model.dtype), end
+
     def _encode(self, text: str, images: list):
         from lm_eval.models.hf_vlms import DEFAULT_IMAGE_PLACEHOLDER
         from lm_eval.models.utils import replace_placeholders
@@ -150,14 +200,13 @@ class MLLMUVisionLM(HFMultimodalLM):
         Raises:
             ValueError: the context's tokens are not a prefix of the full text's tokens.
         """
-        ctx = self._encode(context, images)["input_ids"][0]
-        full = self._encode(context + continuation, images)
+        ctx, full, end = self._encode_pair(context, continuation, images)
         ids = full["input_ids"][0]
         n = ctx.shape[0]
-        if n >= ids.shape[0] or not torch.equal(ids[:n], ctx):
+        if n >= end or not torch.equal(ids[:n], ctx):
             raise ValueError(f"the context's tokens are not a prefix of context + continuation ({continuation!r})")
-        logits = self.model(**full).logits[0, n - 1:-1].float()
-        targets = ids[n:]
+        logits = self.model(**full).logits[0, n - 1:end - 1].float()
+        targets = ids[n:end]
         logp = torch.log_softmax(logits, dim=-1).gather(-1, targets.unsqueeze(-1)).squeeze(-1)
         return float(logp.sum()), bool((logits.argmax(-1) == targets).all())
 

@@ -27,6 +27,12 @@ from unlearners.data import Example
 from unlearners.model import PROJECTOR_PARTS, VISION_PARTS, _in_part
 
 GEN = {"until": ["ASSISTANT:"], "do_sample": False, "max_gen_toks": 3}
+#: What a plain prompt's ``<image>`` becomes per family (the family's own image sequence, by hand from the
+#: hub templates and processors).
+PLAIN_IMAGE = {"llava": "<image>", "llava_next": "<image>", "idefics2": "<image>", "idefics3": "<image>",
+               "qwen2_vl": "<|vision_start|><|image_pad|><|vision_end|>",
+               "qwen2_5_vl": "<|vision_start|><|image_pad|><|vision_end|>", "mllama": "<|image|>",
+               "paligemma": "<image>", "gemma3": "<start_of_image>", "internvl": "<IMG_CONTEXT>", "mistral3": "[IMG]"}
 #: Families whose hub checkpoints ship no chat template (scored plain only; trained through their own API).
 NO_CHAT_TEMPLATE = {"paligemma"}
 
@@ -76,8 +82,9 @@ def prompt(lm, body: str, chat: bool, kind_prompt: str) -> str:
     return kind_prompt
 
 
-def score(lm, chat: bool) -> list[str]:
-    """Two image+text and two text-only generation questions, answered in one call."""
+def score(lm, chat: bool, sent: list | None = None) -> list[str]:
+    """Two image+text and two text-only generation questions, answered in one call; ``sent`` receives the
+    contexts as the backend rewrote them (what ``--log_samples`` shows)."""
     reqs = []
     for modality in ("img", "txt"):
         for doc in retain_docs(modality):
@@ -85,7 +92,10 @@ def score(lm, chat: bool) -> list[str]:
             if modality == "img":
                 args += ({"visual": docs.doc_to_image(doc)},)
             reqs.append(Instance("generate_until", doc, args, 0))
-    return lm.generate_until(reqs, True)
+    answers = lm.generate_until(reqs, True)
+    if sent is not None:
+        sent.extend(r.args[0] for r in reqs)
+    return answers
 
 
 def image_logprob(lm, chat: bool, image) -> float:
@@ -104,8 +114,15 @@ def test_scoring_plain_and_chat(family, root):
     for chat in modes:
         if chat:
             lm.chat_applied = True
-        answers = score(lm, chat)
+        sent = []
+        answers = score(lm, chat, sent)
         assert len(answers) == 4 and all(isinstance(a, str) for a in answers)
+        if not chat:  # the family's own image sequence, where the released prompt had <image>
+            image_prompts, text_prompts = sent[:2], sent[2:]
+            assert all(PLAIN_IMAGE[family] in p for p in image_prompts), (family, image_prompts)
+            if family == "paligemma":  # prefix format: images, then BOS, the prompt, a newline
+                assert all(p.startswith("<image>USER: ") for p in image_prompts), image_prompts
+                assert all(p.startswith("<bos>USER: ") and p.endswith("\n") for p in text_prompts), text_prompts
         a, b = image_logprob(lm, chat, red), image_logprob(lm, chat, checks)
         assert abs(a - b) > 1e-3, (family, chat, a, b)
     lm.chat_applied = False
@@ -171,3 +188,25 @@ def test_unlearning_lora_full_text_only(family, root):
             assert projector and tower, family
             assert any(not torch.equal(before[k], after[k]) for k in projector), family
             assert all(torch.equal(before[k], after[k]) for k in tower), family
+
+
+def test_prefix_lm_labels_are_the_answer_and_eos(root):
+    """PaliGemma (no chat template): prefix = image tokens, one BOS, the question, a newline; labels = the answer
+    and <eos>, through the processor's suffix API (image+text) or the tokenizer (text-only)."""
+    from transformers import AutoProcessor
+
+    from unlearners.collator import PrefixSuffixCollator, make_collator
+
+    processor = AutoProcessor.from_pretrained(_build("paligemma", root))
+    tok = processor.tokenizer
+    collate = make_collator(processor, "paligemma")
+    assert isinstance(collate, PrefixSuffixCollator)
+    for image in (True, False):
+        example = one_example(image)
+        batch = collate.encode([example])
+        ids, labels = batch["input_ids"][0].tolist(), batch["labels"][0]
+        assert tok.decode(labels[labels != IGNORE_INDEX]) == example.answer + tok.eos_token
+        n_image = ids.count(tok.convert_tokens_to_ids("<image>"))
+        assert (n_image > 0) is image and ids.count(tok.bos_token_id) == 1 and ids[n_image] == tok.bos_token_id
+        prefix = tok.decode(ids[n_image + 1:int((labels == IGNORE_INDEX).sum())])
+        assert prefix == example.question + "\n", prefix

@@ -24,7 +24,7 @@ from mllmu_tasks.family import checkpoint_model_type
 from . import __version__
 from .checkpoint import (check_output_dir, discard_staging, prepare_staging, publish, recover_publish, save_model,
                          staging_dir, trainer_checkpoints, write_card)
-from .collator import AnswerOnlyCollator
+from .collator import make_collator
 from .config import DataArguments, ModelArguments, UnlearnTrainingArguments
 from .data import Example, PairedDataset, load_subsets
 from .methods import Method, MethodConfig, get_method
@@ -118,7 +118,7 @@ def build_trainer(method: Method, margs: ModelArguments, data: DataArguments | d
     if targs.gradient_checkpointing and targs.gradient_checkpointing_kwargs is None:
         targs.gradient_checkpointing_kwargs = {"use_reentrant": False}
     reference = build_reference(method, margs, model, targs.device, torch_dtype)
-    collator = AnswerOnlyCollator(processor, stop_ids=model.generation_config.eos_token_id)
+    collator = make_collator(processor, model.config.model_type, stop_ids=model.generation_config.eos_token_id)
     dataset = PairedDataset(streams, seed=targs.seed)
     if released:
         released_optimizer_defaults(targs)

@@ -12,8 +12,8 @@ training on a shifted mask.
 
 The user turn's content is split from the released body (``<image>\n`` +
 question) exactly as lm-eval's ``hf-multimodal`` splits a prompt under
-``--apply_chat_template`` (:func:`chat_content`), and a BOS the template
-renders is dropped where the tokenizer adds its own
+``--apply_chat_template`` (:func:`chat_content`), and text that starts with
+the BOS the template renders is encoded without the tokenizer's own
 (:func:`mllmu_tasks.special_tokens.bos_kwargs`): the training prompt
 is token for token the prompt the scorer sends.
 
@@ -29,6 +29,7 @@ import logging
 
 import torch
 
+from mllmu_tasks.prefix_lm import images_first, is_prefix_lm, text_prefix
 from mllmu_tasks.special_tokens import OneBOS
 
 from .data import Example
@@ -67,14 +68,47 @@ def assistant_turn(example: Example) -> dict:
     return {"role": "assistant", "content": [{"type": "text", "text": example.answer}]}
 
 
-class AnswerOnlyCollator:
-    """Collate items ``{stream: Example}`` into ``{stream: processor batch with labels}``.
+class StreamCollator:
+    """Collate items ``{stream: Example}`` into ``{stream: batch with labels}``; subclasses encode a stream.
 
     Args:
-        processor: the model's ``ProcessorMixin`` (with a chat template).
+        processor: the model's ``ProcessorMixin``.
         stop_ids: token ids that end an answer (the generation config's EOS ids; default the tokenizer's
             EOS): the first batch warns once if a labelled span holds none of them (a template that ends the
             assistant turn without an end-of-turn token teaches the model never to stop).
+    """
+
+    def __init__(self, processor, stop_ids=None):
+        self.processor = processor
+        self.tokenizer = getattr(processor, "tokenizer", processor)
+        ids = [stop_ids] if isinstance(stop_ids, int) else list(stop_ids or [])
+        eos = self.tokenizer.eos_token_id
+        self.stop_ids = set(ids) | ({eos} if eos is not None else set())
+        self._stop_checked = False
+
+    def encode(self, examples: list[Example]) -> dict[str, torch.Tensor]:
+        """One stream's batch: ``input_ids``, ``attention_mask``, ``labels`` (batch, seq) and image tensors."""
+        raise NotImplementedError
+
+    def check_stop_tokens(self, labels: torch.Tensor, examples: list[Example]) -> None:
+        """Warn (once) when a labelled answer span holds no stop id. ``labels``: (batch, seq)."""
+        if self._stop_checked:
+            return
+        self._stop_checked = True
+        for row, example in zip(labels, examples):
+            span = row[row != IGNORE_INDEX].tolist()
+            if not self.stop_ids & set(span):
+                log.warning("the chat template ends the assistant turn with %r and no stop token (ids %s): "
+                            "training on it does not teach the model to stop (profile %s)",
+                            self.tokenizer.decode(span[-4:]), sorted(self.stop_ids), example.profile_id)
+                return
+
+    def __call__(self, items: list[dict[str, Example]]) -> dict[str, dict[str, torch.Tensor]]:
+        return {stream: self.encode([item[stream] for item in items]) for stream in items[0]}
+
+
+class AnswerOnlyCollator(StreamCollator):
+    """Chat-template collator: the user turn and the assistant's answer, rendered by the processor's template.
 
     Batch tensors per stream: ``input_ids``, ``attention_mask``, ``labels``:
     (batch, seq); plus the processor's image tensors.
@@ -87,28 +121,10 @@ class AnswerOnlyCollator:
     def __init__(self, processor, stop_ids=None):
         if not getattr(processor, "chat_template", None):
             raise ValueError("the processor has no chat template: the collator renders prompts with it")
-        self.processor = processor
-        tokenizer = getattr(processor, "tokenizer", processor)
-        ids = [stop_ids] if isinstance(stop_ids, int) else list(stop_ids or [])
-        self.stop_ids = set(ids) | ({tokenizer.eos_token_id} if tokenizer.eos_token_id is not None else set())
-        self._stop_checked = False
-
-    def check_stop_tokens(self, labels: torch.Tensor, examples: list[Example]) -> None:
-        """Warn (once) when a labelled answer span holds no stop id. ``labels``: (batch, seq)."""
-        if self._stop_checked:
-            return
-        self._stop_checked = True
-        for row, example in zip(labels, examples):
-            span = row[row != IGNORE_INDEX].tolist()
-            if not self.stop_ids & set(span):
-                tail = getattr(self.processor, "tokenizer", self.processor).decode(span[-4:])
-                log.warning("the chat template ends the assistant turn with %r and no stop token (ids %s): "
-                            "training on it does not teach the model to stop (profile %s)", tail,
-                            sorted(self.stop_ids), example.profile_id)
-                return
+        super().__init__(processor, stop_ids)
 
     def _encode(self, texts: list[str], images: list | None) -> dict:
-        one_bos = OneBOS(self.processor, getattr(self.processor, "tokenizer", self.processor))
+        one_bos = OneBOS(self.processor, self.tokenizer)
         return one_bos(text=texts, images=images, padding=True, padding_side="right", return_tensors="pt")
 
     def encode(self, examples: list[Example]) -> dict[str, torch.Tensor]:
@@ -133,5 +149,40 @@ class AnswerOnlyCollator:
         self.check_stop_tokens(labels, examples)
         return dict(batch)
 
-    def __call__(self, items: list[dict[str, Example]]) -> dict[str, dict[str, torch.Tensor]]:
-        return {stream: self.encode([item[stream] for item in items]) for stream in items[0]}
+
+class PrefixSuffixCollator(StreamCollator):
+    """Prefix-LM collator (PaliGemma, no chat template): the question as the prefix, the answer as the suffix.
+
+    Image+text batches go through the processor's own ``suffix`` API
+    (``<image>*N <bos> {question} \n`` then ``{answer} <eos>``; its labels are
+    the answer and ``<eos>``, its ``token_type_ids`` mark them); text-only
+    batches, which the processor refuses, through the tokenizer in the same
+    format (:func:`mllmu_tasks.prefix_lm.text_prefix`). Padding on the right.
+    The question is sent as the plain scoring prompt's body would be (image first).
+    """
+
+    def encode(self, examples: list[Example]) -> dict[str, torch.Tensor]:
+        questions, answers = [ex.question for ex in examples], [ex.answer for ex in examples]
+        if all(ex.image is not None for ex in examples):
+            batch = dict(self.processor(text=[images_first(f"{IMAGE_PLACEHOLDER}{q}") for q in questions],
+                                        images=[[ex.image] for ex in examples], suffix=answers, padding=True,
+                                        padding_side="right", return_tensors="pt"))
+        elif all(ex.image is None for ex in examples):
+            tok = self.tokenizer
+            batch = dict(tok([text_prefix(q, tok.bos_token) for q in questions],
+                             text_pair=[a + tok.eos_token for a in answers], add_special_tokens=False,
+                             return_token_type_ids=True, padding=True, padding_side="right", return_tensors="pt"))
+            labels = batch["input_ids"].masked_fill(batch["token_type_ids"] == 0, IGNORE_INDEX)
+            batch["labels"] = labels.masked_fill(batch["attention_mask"] == 0, IGNORE_INDEX)
+        else:
+            raise ValueError("a prefix-LM batch mixes image+text and text-only examples; train one modality per run")
+        self.check_stop_tokens(batch["labels"], examples)
+        return batch
+
+
+def make_collator(processor, model_type: str | None, stop_ids=None) -> StreamCollator:
+    """The collator for a checkpoint: :class:`PrefixSuffixCollator` for prefix-LM families (PaliGemma),
+    :class:`AnswerOnlyCollator` (the chat template) for the rest."""
+    if is_prefix_lm(model_type):
+        return PrefixSuffixCollator(processor, stop_ids)
+    return AnswerOnlyCollator(processor, stop_ids)
