@@ -73,6 +73,8 @@ def load_counting_tools(pretrained: str, model_args: dict):
         processor = AutoProcessor.from_pretrained(pretrained, revision=revision)
     except (OSError, ValueError, KeyError, ImportError):
         processor = None
+    if processor is not None and getattr(processor, "image_processor", None) is None:
+        processor = None  # a text-only checkpoint: AutoProcessor gave its tokenizer
     return config, tokenizer, processor
 
 
@@ -220,9 +222,12 @@ def _check_task(name: str, task, counter: PromptCounter, max_length: int, limit,
     task.build_all_requests(limit=n, rank=0, world_size=1)
     try:
         for instance in task.instances:
-            prompt, kwargs = instance.args[0], instance.args[1]
-            budget = int(gen_kwargs.get("max_gen_toks") or (kwargs or {}).get("max_gen_toks")
-                         or DEFAULT_MAX_GEN_TOKS)
+            prompt, second = instance.args[0], instance.args[1]
+            if instance.request_type == "generate_until":
+                budget = int(gen_kwargs.get("max_gen_toks") or (second or {}).get("max_gen_toks")
+                             or DEFAULT_MAX_GEN_TOKS)
+            else:  # a likelihood request: the context and the scored continuation, nothing generated
+                prompt, budget = prompt + second, 0
             room = max_length - budget
             images = ((instance.args[2] or {}).get("visual") or []) if len(instance.args) > 2 else []
             if images and (counter.processor is None or counter.image_token is None):

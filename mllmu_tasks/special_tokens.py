@@ -68,9 +68,12 @@ def template_image_string(processor) -> str | None:
         return None
     text = {"type": "text", "text": "Question?"}
     try:
-        with_image = processor.apply_chat_template([{"role": "user", "content": [{"type": "image"}, text]}])
-        without = processor.apply_chat_template([{"role": "user", "content": [text]}])
+        with_image = processor.apply_chat_template([{"role": "user", "content": [{"type": "image"}, text]}],
+                                                   tokenize=False)
+        without = processor.apply_chat_template([{"role": "user", "content": [text]}], tokenize=False)
     except Exception:  # noqa: BLE001 - a template that cannot render an image item: no family string
+        return None
+    if not (isinstance(with_image, str) and isinstance(without, str)):
         return None
     head = len(os.path.commonprefix([with_image, without]))
     tail = len(os.path.commonprefix([with_image[head:][::-1], without[head:][::-1]]))

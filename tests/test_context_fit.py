@@ -114,3 +114,20 @@ def test_a_checkpoints_max_new_tokens_is_refused_for_stock_hf_backends(tiny_vlm,
     context_fit.check_answer_budget(leaves, "mllmu-vlm", args)  # passes max_new_tokens itself
     context_fit.check_answer_budget(leaves, "hf", args, gen_kwargs={"max_gen_toks": 20})  # same limit
     context_fit.check_answer_budget(leaves, "hf", {"pretrained": str(tiny_vlm)})  # none set
+
+
+def test_likelihood_requests_count_context_and_continuation(tiny_vlm):
+    """A multiple-choice (likelihood) request generates nothing: context + option must fit, no answer budget."""
+    register()
+    name = "mllmu-ll_retain_letter_txt"
+    leaves = cli.prebuild_suite_tasks("mllmu-vlm", [name], {"pretrained": str(tiny_vlm), "source": "mini"})
+    task = leaves[name]
+    task.build_all_requests(limit=2, rank=0, world_size=1)
+    config, tokenizer, _ = context_fit.load_counting_tools(str(tiny_vlm), {})
+    counter = context_fit.PromptCounter(tokenizer, None, None, 999)
+    need = max(counter.text_tokens(r.args[0] + r.args[1]) for r in task.instances)
+    task._instances = None
+    context_fit.check_prompts_fit(leaves, "mllmu-vlm", {"pretrained": str(tiny_vlm), "max_length": need}, limit=2)
+    with pytest.raises(ContextOverflowError, match=rf"minus the 0-token answer budget leaves {need - 1};"):
+        context_fit.check_prompts_fit(leaves, "mllmu-vlm", {"pretrained": str(tiny_vlm), "max_length": need - 1},
+                                      limit=2)
