@@ -210,3 +210,22 @@ def test_prefix_lm_labels_are_the_answer_and_eos(root):
         assert (n_image > 0) is image and ids.count(tok.bos_token_id) == 1 and ids[n_image] == tok.bos_token_id
         prefix = tok.decode(ids[n_image + 1:int((labels == IGNORE_INDEX).sum())])
         assert prefix == example.question + "\n", prefix
+
+
+def test_a_template_without_a_stop_token_warns(root, caplog):
+    """LLaVA-1.5's hub template ends the assistant turn with a space, not </s>: training would never teach the
+    model to stop, so the collator says so (once); Qwen2-VL's <|im_end|> is a stop id: no warning."""
+    import logging
+
+    from transformers import AutoProcessor, GenerationConfig
+
+    for family, warns in (("llava", True), ("qwen2_vl", False)):
+        path = _build(family, root)
+        collate = AnswerOnlyCollator(AutoProcessor.from_pretrained(path),
+                                     stop_ids=GenerationConfig.from_pretrained(path).eos_token_id)
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="unlearners.collator"):
+            collate.encode([one_example()])
+            collate.encode([one_example()])
+        messages = [r.getMessage() for r in caplog.records if "no stop token" in r.getMessage()]
+        assert len(messages) == (1 if warns else 0), (family, messages)
