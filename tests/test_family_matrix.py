@@ -229,3 +229,12 @@ def test_a_template_without_a_stop_token_warns(root, caplog):
             collate.encode([one_example()])
         messages = [r.getMessage() for r in caplog.records if "no stop token" in r.getMessage()]
         assert len(messages) == (1 if warns else 0), (family, messages)
+
+
+def test_chat_template_asked_of_a_family_without_one_fails_before_loading(root):
+    from mllmu_tasks.cli import check_local_model_path
+    from mllmu_tasks.sources import SettingsError
+
+    with pytest.raises(SettingsError, match="has no chat template"):
+        check_local_model_path(f"pretrained={_build('paligemma', root)}", needs_chat_template=True)
+    check_local_model_path(f"pretrained={_build('gemma3', root)}", needs_chat_template=True)
