@@ -1,11 +1,12 @@
 """Tests of the tiny Qwen2.5-VL builder (:mod:`mllmu_tasks.mini.families.qwen2_5_vl`).
 
-The checks are those of ``test_family_qwen2_vl`` (imported, so pytest collects them here too); its ``tiny``
-fixture builds the family named by this module's ``FAMILY``.
+The checks are those of ``test_family_qwen2_vl`` (imported, so pytest collects them here too), run on this
+module's ``tiny`` fixture, which builds Qwen2.5-VL.
 """
 
 from __future__ import annotations
 
+from family_support import family_fixture
 from test_family_qwen2_vl import (  # noqa: F401
     test_chat_template_image_prompt_encodes_and_runs,
     test_generation_config_is_greedy_with_hub_eos,
@@ -14,11 +15,9 @@ from test_family_qwen2_vl import (  # noqa: F401
     test_parameter_count_is_tiny,
     test_reloads_as_family,
     test_text_only_prompt_runs,
-    tiny,
 )
 
-FAMILY = "qwen2_5_vl"
-PROCESSOR_CLASS = "Qwen2_5_VLProcessor"
+tiny = family_fixture("qwen2_5_vl")
 
 
 def test_vision_tower_is_windowed_qwen2_5(tiny):
