@@ -46,7 +46,7 @@ def test_bos_alone_vs_in_processor(tiny):
 def test_prefix_layout_encodes_and_runs(tiny):
     enc = _encode(tiny, probe_image("flat", SIZE))
     tokens = tiny.tok.convert_ids_to_tokens(enc["input_ids"][0])
-    assert tokens[:N_IMAGE + 1] == ["<image>"] * N_IMAGE + ["<bos>"] and tokens[-1] == "Ċ"  # "\n"
+    assert tokens[:N_IMAGE + 1] == ["<image>"] * N_IMAGE + ["<bos>"] and tokens[-1] == "\n"  # a token of its own, as in Gemma's vocabulary
     assert tiny.tok.decode(enc["input_ids"][0, N_IMAGE + 1:]) == PREFIX + "\n"
     assert enc["token_type_ids"].eq(0).all() and enc["labels"].eq(-100).all()
     assert enc["pixel_values"].shape == (1, 3, 32, 32)

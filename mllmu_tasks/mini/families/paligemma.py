@@ -38,12 +38,19 @@ _GEMMA_SPECIALS = ("<pad>", "<eos>", "<bos>", "<unk>", "<start_of_turn>", "<end_
 
 
 def _gemma_tokenizer(extra_specials: tuple[str, ...], named: Mapping[str, str], chat_template: str | None):
-    """The shared BPE with Gemma's specials plus ``extra_specials``; encoding adds ``<bos>`` (as Gemma's does).
+    """The shared BPE with Gemma's specials plus ``extra_specials`` and single-token ``\\n``/``\\n\\n``;
+    encoding adds ``<bos>`` (as Gemma's does).
 
     ``named``: the family's named specials (``{"image_token": ...}``) as transformers 5 records them.
     """
-    return make_tokenizer(_GEMMA_SPECIALS + extra_specials, bos="<bos>", eos="<eos>", pad="<pad>", unk="<unk>",
-                          add_bos=True, chat_template=chat_template, extra_special_tokens=named)
+    from tokenizers import AddedToken
+
+    tokenizer = make_tokenizer(_GEMMA_SPECIALS + extra_specials, bos="<bos>", eos="<eos>", pad="<pad>",
+                               unk="<unk>", add_bos=True, chat_template=chat_template, extra_special_tokens=named)
+    # Gemma's vocabulary holds "\n" and "\n\n" as tokens of their own; vLLM's Gemma-3 and PaliGemma input
+    # processing looks them up by those strings (a byte-level BPE spells them "Ċ", "ĊĊ").
+    tokenizer.add_tokens([AddedToken(t, normalized=False, special=False) for t in ("\n", "\n\n")])
+    return tokenizer
 
 
 def _siglip_vision_config(image_size: int = IMAGE_SIZE, patch_size: int = PATCH_SIZE):
