@@ -103,3 +103,18 @@ def save_checkpoint(model, processor, out_dir: Path, generation_config=None) -> 
     model.save_pretrained(out_dir)
     processor.save_pretrained(out_dir)
     return out_dir
+
+
+def hub_vision_layout(out_dir: Path) -> Path:
+    """Rename a saved CLIP/SigLIP tower ``vision_tower.X`` to the hub's ``vision_tower.vision_model.X`` (what
+    vLLM loads for LLaVA-NeXT and PaliGemma; transformers maps either layout, so the checkpoint reloads
+    unchanged). Returns ``out_dir``."""
+    import re
+
+    from safetensors.torch import load_file, save_file
+
+    path = Path(out_dir) / "model.safetensors"
+    weights = {re.sub(r"^vision_tower\.(?!vision_model\.)", "vision_tower.vision_model.", key): tensor
+               for key, tensor in load_file(str(path)).items()}
+    save_file(weights, str(path), metadata={"format": "pt"})
+    return Path(out_dir)

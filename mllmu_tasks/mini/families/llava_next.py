@@ -108,18 +108,5 @@ def build(out_dir: Path, seed: int = 0) -> Path:
         extra_special_tokens={"image_token": IMAGE_TOKEN})
     model = _common.init_model(LlavaNextForConditionalGeneration, _config(tokenizer), seed)
     out = _common.save_checkpoint(model, _processor(tokenizer), out_dir, _common.greedy_generation_config(tokenizer))
-    return _hub_vision_layout(out)
+    return _common.hub_vision_layout(out)
 
-
-def _hub_vision_layout(out_dir: Path) -> Path:
-    """Rename the saved CLIP tower ``vision_tower.X`` to the hub's ``vision_tower.vision_model.X`` (what vLLM
-    loads; transformers maps either layout, so the checkpoint reloads unchanged)."""
-    import re
-
-    from safetensors.torch import load_file, save_file
-
-    path = out_dir / "model.safetensors"
-    weights = {re.sub(r"^vision_tower\.(?!vision_model\.)", "vision_tower.vision_model.", key): tensor
-               for key, tensor in load_file(str(path)).items()}
-    save_file(weights, str(path), metadata={"format": "pt"})
-    return out_dir

@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-from ._common import greedy_generation_config, init_model, make_tokenizer, save_checkpoint
+from ._common import greedy_generation_config, hub_vision_layout, init_model, make_tokenizer, save_checkpoint
 
 MODEL_TYPE = "paligemma"
 HUB_EXAMPLES = ("google/paligemma2-3b-pt-224", "google/paligemma-3b-pt-224")
@@ -38,7 +38,7 @@ _GEMMA_SPECIALS = ("<pad>", "<eos>", "<bos>", "<unk>", "<start_of_turn>", "<end_
 
 
 def _gemma_tokenizer(extra_specials: tuple[str, ...], named: Mapping[str, str], chat_template: str | None):
-    """The shared BPE with Gemma's specials plus ``extra_specials`` and single-token ``\\n``/``\\n\\n``;
+    """The shared BPE with Gemma's specials plus ``extra_specials`` and single-token runs of 1-4 newlines;
     encoding adds ``<bos>`` (as Gemma's does).
 
     ``named``: the family's named specials (``{"image_token": ...}``) as transformers 5 records them.
@@ -47,9 +47,9 @@ def _gemma_tokenizer(extra_specials: tuple[str, ...], named: Mapping[str, str], 
 
     tokenizer = make_tokenizer(_GEMMA_SPECIALS + extra_specials, bos="<bos>", eos="<eos>", pad="<pad>",
                                unk="<unk>", add_bos=True, chat_template=chat_template, extra_special_tokens=named)
-    # Gemma's vocabulary holds "\n" and "\n\n" as tokens of their own; vLLM's Gemma-3 and PaliGemma input
-    # processing looks them up by those strings (a byte-level BPE spells them "Ċ", "ĊĊ").
-    tokenizer.add_tokens([AddedToken(t, normalized=False, special=False) for t in ("\n", "\n\n")])
+    # Gemma's vocabulary holds runs of 1-4 newlines as tokens of their own; vLLM's Gemma-3 and PaliGemma
+    # input processing looks them up by those strings (a byte-level BPE spells them "Ċ", "ĊĊ", ...).
+    tokenizer.add_tokens([AddedToken("\n" * n, normalized=False, special=False) for n in (4, 3, 2, 1)])
     return tokenizer
 
 
@@ -107,4 +107,4 @@ def build(out_dir: Path, seed: int = 0) -> Path:
     tokenizer = processor.tokenizer
     model = init_model(PaliGemmaForConditionalGeneration, _config(tokenizer), seed)
     tokenizer.add_bos_token = True  # saved like the hub tokenizer (adds <bos>); the processor re-disables it on load
-    return save_checkpoint(model, processor, out_dir, greedy_generation_config(tokenizer))
+    return hub_vision_layout(save_checkpoint(model, processor, out_dir, greedy_generation_config(tokenizer)))
