@@ -25,7 +25,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ._common import greedy_generation_config, init_model, redraw_zero_parameters, save_checkpoint
+from ._common import (greedy_generation_config, hub_vision_layout, init_model, redraw_zero_parameters,
+                      save_checkpoint)
 from .paligemma import _gemma_tokenizer, _siglip_vision_config, _text_kwargs
 
 MODEL_TYPE = "gemma3"
@@ -117,4 +118,4 @@ def build(out_dir: Path, seed: int = 0) -> Path:
     model = init_model(Gemma3ForConditionalGeneration, _config(tokenizer), seed)
     redraw_zero_parameters(model, ["mm_input_projection_weight"], seed, std=0.1)
     eos_ids = [tokenizer.eos_token_id, tokenizer.convert_tokens_to_ids("<end_of_turn>")]
-    return save_checkpoint(model, processor, out_dir, greedy_generation_config(tokenizer, eos_ids))
+    return hub_vision_layout(save_checkpoint(model, processor, out_dir, greedy_generation_config(tokenizer, eos_ids)))
