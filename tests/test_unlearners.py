@@ -321,3 +321,18 @@ def test_chat_content_splits_as_lm_eval():
         fake = type("LM", (), {"interleave": True, "max_images": 999, "processor": Recorder()})()
         history = HFMultimodalLM.apply_chat_template(fake, [{"role": "user", "content": body}])
         assert history[0]["content"] == chat_content(body), body
+
+
+def test_a_template_that_merges_prompt_and_answer_is_refused(base_vlm):
+    """If the answer's first characters fuse with the prompt's last ones into other tokens, the answer-only
+    mask would be shifted: the collator raises instead (the processor runs once; the tokenizer measures)."""
+    processor = AutoProcessor.from_pretrained(base_vlm)
+    processor.chat_template = ("{% for m in messages %}{% if m['role'] == 'user' %}USER: {{ m['content'][-1]['text'] }}"
+                               " ASSISTANT: This perso{% else %}{{ m['content'][0]['text'] }}{% endif %}{% endfor %}")
+    collate = AnswerOnlyCollator(processor)
+    with pytest.raises(ValueError, match="merges across the answer boundary"):
+        collate.encode([data.Example("001", "Who is this?", "n is Ann Lee.", None)])  # " perso"+"n" = " person"
+    processor.chat_template = processor.chat_template.replace(" ASSISTANT: This perso", " ASSISTANT:")
+    batch = AnswerOnlyCollator(processor).encode([data.Example("001", "Who is this?", " Ann Lee.", None)])
+    labels = batch["labels"][0]
+    assert processor.tokenizer.decode(labels[labels != -100]) == " Ann Lee."

@@ -2,13 +2,12 @@
 
 Each example becomes a user turn (the image, if any, then the question) and
 an assistant turn (the answer), rendered by the processor's chat template.
-The processor encodes the whole conversation and, separately, the prompt
-alone (the user turn plus the generation prompt), both with the same
-images, so both expansions of ``<image>`` into image tokens are identical;
-the label of every position before the prompt's length, and of padding, is
-``-100``. The prompt's tokens must be a prefix of the conversation's tokens:
-if a tokenizer merged across the boundary, the collator raises instead of
-training on a shifted mask.
+The processor encodes the whole conversation once; the prompt (the user
+turn plus the generation prompt) is measured with the tokenizer alone plus
+the processor's image expansion; the label of every position before the
+prompt's length, and of padding, is ``-100``. The prompt's tokens must be a
+prefix of the conversation's tokens: if a tokenizer merged across the
+boundary, the collator raises instead of training on a shifted mask.
 
 The user turn's content is split from the released body (``<image>\n`` +
 question) exactly as lm-eval's ``hf-multimodal`` splits a prompt under
@@ -30,7 +29,7 @@ import logging
 import torch
 
 from mllmu_tasks.prefix_lm import images_first, is_prefix_lm, text_prefix
-from mllmu_tasks.special_tokens import OneBOS
+from mllmu_tasks.special_tokens import OneBOS, bos_kwargs
 
 from .data import Example
 
@@ -128,23 +127,36 @@ class AnswerOnlyCollator(StreamCollator):
         return one_bos(text=texts, images=images, padding=True, padding_side="right", return_tensors="pt")
 
     def encode(self, examples: list[Example]) -> dict[str, torch.Tensor]:
-        """One stream's batch: conversation tokens, answer-only labels, image tensors."""
+        """One stream's batch: conversation tokens, answer-only labels, image tensors.
+
+        The processor runs once per batch (on the whole conversations); the
+        prompt's length comes from the tokenizer alone: its tokens of the
+        prompt text plus the processor's image expansion (processor tokens
+        minus tokenizer tokens of the conversation, all of it in the prompt).
+        Checked per example: the prompt's tokens are a prefix of the
+        conversation's, and the processor's tokens after the prompt are the
+        tokenizer's.
+        """
         render = self.processor.apply_chat_template
         prompts = [render([user_turn(ex)], add_generation_prompt=True) for ex in examples]
         fulls = [render([user_turn(ex), assistant_turn(ex)]) for ex in examples]
         has_image = [ex.image is not None for ex in examples]
         images = [[ex.image] if ex.image is not None else [] for ex in examples] if any(has_image) else None
         batch = self._encode(fulls, images)
-        prompt_ids = self._encode(prompts, images)
-        prompt_lens = prompt_ids["attention_mask"].sum(dim=1)
+        special = bos_kwargs(fulls, self.tokenizer)
+        text_fulls = self.tokenizer(fulls, **special)["input_ids"]
+        text_prompts = self.tokenizer(prompts, **bos_kwargs(prompts, self.tokenizer))["input_ids"]
         labels = batch["input_ids"].clone()
         labels[batch["attention_mask"] == 0] = IGNORE_INDEX
-        for i, n in enumerate(prompt_lens.tolist()):
-            if not torch.equal(prompt_ids["input_ids"][i, :n], batch["input_ids"][i, :n]):
+        for i, length in enumerate(batch["attention_mask"].sum(dim=1).tolist()):
+            full, prompt = text_fulls[i], text_prompts[i]
+            start = len(prompt) + length - len(full)
+            answer = batch["input_ids"][i, start:length].tolist()
+            if full[:len(prompt)] != prompt or answer != full[len(prompt):]:
                 raise ValueError(f"prompt tokens are not a prefix of the conversation tokens for "
                                  f"profile {examples[i].profile_id!r}, question {examples[i].question!r}: "
                                  f"the chat template or tokenizer merges across the answer boundary")
-            labels[i, :n] = IGNORE_INDEX
+            labels[i, :start] = IGNORE_INDEX
         batch["labels"] = labels
         self.check_stop_tokens(labels, examples)
         return dict(batch)
