@@ -294,3 +294,92 @@ def comparison_markdown(name_a: str, name_b: str, samples_a: dict, samples_b: di
         lines.append(f"| {leaf_task(samples_a, s, k, m)} | {HEADLINE[k]} | {c['n']} | {c['diff']:+.3f} | "
                      f"[{c['low']:+.3f}, {c['high']:+.3f}] | {c['p']:.3f} |")
     return "\n".join(lines) + "\n"
+
+
+# --------------------------------------------------------------------------- unimodal vs multimodal unlearning
+
+#: The paper's headline (Liu et al. 2025, MLLMU-Bench): which unlearning modality forgets more, per task kind:
+#: unimodal (text-only) unlearning does better on generation and cloze, multimodal on classification.
+PAPER_FINDING = {"cls": "image+text", "gen": "text-only", "cloze": "text-only"}
+
+
+def compact_question_scores(samples: dict[str, list[dict]]) -> dict[str, list[list]]:
+    """Per-question headline values of each MLLMU leaf task in lm-eval's ``samples`` (``{task: [rows]}``).
+
+    Returns ``{task: [[ID, item_index, question, value], ...]}`` (JSON-ready; value a fraction 0-1), the
+    question identified as in :func:`question_key`. Tasks that are not leaves of a known kind are left out.
+    """
+    out = {}
+    for task, rows in samples.items():
+        kind = task.split("_")[-2] if task.count("_") >= 3 else None
+        if kind in HEADLINE:
+            out[task] = [[*question_key(row["doc"]), float(row[HEADLINE[kind]])] for row in rows]
+    return out
+
+
+def load_question_scores(path: str | Path) -> dict[str, dict[tuple, float]]:
+    """:func:`compact_question_scores` output read back: ``{task: {question_key: value}}``."""
+    data = json.loads(Path(path).read_text(encoding="utf-8"))
+    return {task: {(str(i), int(j), str(q)): float(v) for i, j, q, v in rows} for task, rows in data.items()}
+
+
+def _pooled(scores: dict[str, dict[tuple, float]], set_name: str, kind: str) -> dict[tuple, float]:
+    """One model's per-question values on a set and kind, both eval modalities pooled: ``{(task, key): value}``."""
+    out = {}
+    for m in MODS:
+        task = leaf_task(scores, set_name, kind, m)
+        out.update({(task, key): v for key, v in scores.get(task, {}).items()})
+    return out
+
+
+def modality_headline(pairs: dict[str, tuple[dict, dict]], set_name: str = "forget", n_boot: int = 1000,
+                      seed: int = 0) -> list[dict]:
+    """Text-only vs image+text unlearning on ``set_name``, per task kind, averaged over methods.
+
+    Args:
+        pairs: ``{method: (question scores of its text-only-unlearned model, of its image+text-unlearned
+            model)}``, each ``{task: {question_key: value}}`` (:func:`load_question_scores`).
+
+    Per kind, each question's score is averaged over the methods for either unlearning modality, pooling the
+    set's image+text and text-only questions (those every model answered); :func:`paired_bootstrap` then
+    gives the mean difference text-only - image+text (lower = more forgotten), its 95 % interval and p.
+
+    Returns one row per kind with a question: ``kind``, ``metric``, ``n``, ``diff``, ``low``, ``high``,
+    ``p``, ``forgot_more`` (``text-only``/``image+text``, or ``neither`` when the interval holds 0),
+    ``paper`` (:data:`PAPER_FINDING`) and ``agrees``.
+    """
+    rows = []
+    for kind in KINDS:
+        text = [_pooled(t, set_name, kind) for t, _ in pairs.values()]
+        image = [_pooled(i, set_name, kind) for _, i in pairs.values()]
+        common = set.intersection(*(set(s) for s in text + image)) if pairs else set()
+        if not common:
+            continue
+        a = {q: sum(s[q] for s in text) / len(text) for q in common}
+        b = {q: sum(s[q] for s in image) / len(image) for q in common}
+        c = paired_bootstrap(a, b, n_boot, seed)
+        forgot = "neither" if c["low"] <= 0 <= c["high"] else ("text-only" if c["diff"] < 0 else "image+text")
+        rows.append({"kind": kind, "metric": HEADLINE[kind], **c, "forgot_more": forgot,
+                     "paper": PAPER_FINDING[kind], "agrees": forgot == PAPER_FINDING[kind]})
+    return rows
+
+
+def headline_markdown(rows: list[dict], methods: list[str], set_name: str = "forget") -> str:
+    """The report section stating, per kind, which unlearning modality forgot more and whether the paper agrees."""
+    kinds = {"cls": "classification", "gen": "generation", "cloze": "cloze"}
+    lines = ["### Unimodal vs multimodal unlearning (the paper's headline)", "",
+             f"{set_name.capitalize()}-set score after text-only unlearning minus after image+text unlearning, "
+             f"per question, averaged over {', '.join(methods)} (image+text and text-only questions pooled; "
+             f"negative: text-only unlearning forgot more). 95 % paired bootstrap interval over questions, p of "
+             f"no difference.", "",
+             "| task kind | metric | questions | text-only - image+text | 95 % interval | p | forgot more | paper | "
+             "agrees |", "|---|---|---:|---:|---:|---:|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {kinds[r['kind']]} | {r['metric']} | {r['n']} | {r['diff']:+.3f} | "
+                     f"[{r['low']:+.3f}, {r['high']:+.3f}] | {r['p']:.3f} | {r['forgot_more']} | {r['paper']} | "
+                     f"{'yes' if r['agrees'] else 'no'} |")
+    agree = [kinds[r["kind"]] for r in rows if r["agrees"]]
+    lines += ["", f"The paper found text-only unlearning forgets more on generation and cloze, image+text "
+              f"unlearning on classification. Here it {'holds for ' + ', '.join(agree) if agree else 'holds for no task kind'}"
+              f"{'' if len(agree) == len(rows) else ' and not for the rest'} ({len(agree)} of {len(rows)})."]
+    return "\n".join(lines) + "\n"

@@ -112,3 +112,51 @@ def test_report_refuses_repeated_names_and_foreign_results(two_runs, tmp_path, c
         report_main([str(foreign), "--out", str(tmp_path / "b")])
     assert err.value.code == 2 and "no MLLMU task results" in capsys.readouterr().err
     assert not (tmp_path / "b" / "report.md").exists()
+
+
+def _forget_scores(values: dict[str, list[float]]) -> dict[str, dict[tuple, float]]:
+    """Question scores ``{task: {question_key: value}}`` of the forget leaves, values listed per task."""
+    return {task: {("00" + str(i), i, f"q{i}"): v for i, v in enumerate(vals)} for task, vals in values.items()}
+
+
+def test_the_headline_section_follows_the_results(tmp_path):
+    """Per kind: the mean over methods of (text-only - image+text) forget scores, questions of both modalities
+    pooled, equals what the results JSONs' task means give (weighted by questions); the verdict follows the
+    interval's sign, and the pipeline writes the section from the files scoring keeps."""
+    import json as _json
+
+    from unlearners.pipeline import PipelineConfig, modality_headline_lines
+    from unlearners.scoring import question_scores_path
+
+    # two methods; forget classification: text-only unlearning leaves more correct (image+text forgot more)
+    runs = {("ga", "text-only"): {"mllmu_forget_cls_img": [1, 1, 0, 1], "mllmu_forget_cls_txt": [1, 1]},
+            ("ga", "image+text"): {"mllmu_forget_cls_img": [0, 0, 0, 1], "mllmu_forget_cls_txt": [0, 1]},
+            ("npo", "text-only"): {"mllmu_forget_cls_img": [1, 0, 1, 1], "mllmu_forget_cls_txt": [1, 1]},
+            ("npo", "image+text"): {"mllmu_forget_cls_img": [0, 0, 1, 0], "mllmu_forget_cls_txt": [0, 0]}}
+    pairs = {m: (_forget_scores(runs[(m, "text-only")]), _forget_scores(runs[(m, "image+text")]))
+             for m in ("ga", "npo")}
+    [row] = report.modality_headline(pairs)
+    # the same figure from task means (what results JSONs hold), weighted by each task's question count
+    means = {key: {t: sum(v) / len(v) for t, v in tasks.items()} for key, tasks in runs.items()}
+    counts = {"mllmu_forget_cls_img": 4, "mllmu_forget_cls_txt": 2}
+    expected = sum(counts[t] * (means[(m, "text-only")][t] - means[(m, "image+text")][t])
+                   for m in ("ga", "npo") for t in counts) / (2 * sum(counts.values()))
+    assert row["kind"] == "cls" and row["n"] == 6 and abs(row["diff"] - expected) < 1e-12 and expected > 0
+    assert row["low"] > 0 and row["forgot_more"] == "image+text" and row["paper"] == "image+text" and row["agrees"]
+    text = report.headline_markdown([row], ["ga", "npo"])
+    assert f"| classification | acc | 6 | {expected:+.3f} |" in text and "holds for classification (1 of 1)" in text
+
+    out = tmp_path / "run"
+    for (method, modality), tasks in runs.items():
+        compact = {t: [[*k, v] for k, v in qs.items()] for t, qs in _forget_scores(tasks).items()}
+        path = question_scores_path(out / "results" / f"unlearn_{method}-{modality}.json")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(_json.dumps(compact))
+    [section] = modality_headline_lines(PipelineConfig(out_dir=str(out), methods=("ga", "npo", "kl_min")), out)
+    assert section == text  # kl_min has no scores kept: left out, named nowhere
+
+
+def test_compact_question_scores_from_samples():
+    rows = [{"doc": {"ID": "001", "item_index": 2, "question": "Q?"}, "rougeL": 0.5, "acc": 1.0}]
+    compact = report.compact_question_scores({"mllmu_forget_gen_img": rows, "mllmu": rows})
+    assert compact == {"mllmu_forget_gen_img": [["001", 2, "Q?", 0.5]]}

@@ -55,7 +55,7 @@ from .data import load_examples, load_subsets
 from .drills import format_examples
 from .methods import get_method
 from .probe import generation_rouge_l, swapped_portraits_mirror
-from .scoring import score
+from .scoring import question_scores_path, score
 
 MODALITIES = ("image+text", "text-only")
 #: The identity check: the forget set's image+text tasks, each portrait swapped for another profile's
@@ -283,6 +283,18 @@ def identity_lines(vanilla: dict, identity: dict) -> list[str]:
                     "towards chance with swapped portraits.", ""]
 
 
+def modality_headline_lines(cfg: PipelineConfig, out: Path) -> list[str]:
+    """The report's unimodal-vs-multimodal section (:func:`mllmu_tasks.report.modality_headline`) over the
+    methods unlearned in both modalities whose per-question scores were kept; empty when there are none."""
+    pairs = {}
+    for method in cfg.methods:
+        files = [question_scores_path(out / "results" / f"unlearn_{method}-{m}.json") for m in ("text-only", "image+text")]
+        if all(f.is_file() for f in files):
+            pairs[method] = tuple(report.load_question_scores(f) for f in files)
+    rows = report.modality_headline(pairs) if pairs else []
+    return [report.headline_markdown(rows, list(pairs))] if rows else []
+
+
 def write_report(cfg: PipelineConfig, out: Path, results: dict[str, dict], identity: dict | None) -> str:
     """``report.md`` (+ ``forget_vs_retain.png`` with suite results); returns the markdown."""
     lines = [f"# MLLMU-Bench pipeline report (forget ratio {cfg.forget_ratio} %, source {cfg.source})", ""]
@@ -296,6 +308,7 @@ def write_report(cfg: PipelineConfig, out: Path, results: dict[str, dict], ident
     else:
         lines += [report.markdown_table(results), "Set summaries (mean of the six headline metrics, 0-1):", "",
                   report.summary_table(results)]
+        lines += modality_headline_lines(cfg, out)
         if identity is not None:
             lines += identity_lines(results["vanilla"], identity)
         report.plot_forget_vs_retain(results, out / "forget_vs_retain.png")
