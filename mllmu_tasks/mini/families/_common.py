@@ -11,6 +11,10 @@ import torch
 
 #: BPE target vocabulary of the shared base tokenizer (bytes + merges; family specials come after).
 BASE_VOCAB = 512
+#: The text model every family shares: width 64, 2 layers of 2 query heads of 32 (vLLM's CPU attention needs
+#: >= 32) over 1 key/value head, MLP 128, 2048 positions.
+TEXT_SIZES = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=2,
+                  num_key_value_heads=1, head_dim=32, max_position_embeddings=2048)
 
 
 @functools.lru_cache(maxsize=2)

@@ -33,7 +33,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ._common import greedy_generation_config, init_model, make_tokenizer, redraw_zero_parameters, save_checkpoint
+from ._common import (TEXT_SIZES, greedy_generation_config, init_model, make_tokenizer, redraw_zero_parameters,
+                      save_checkpoint)
 
 MODEL_TYPE = "idefics2"
 HUB_EXAMPLES = ("HuggingFaceM4/idefics2-8b", "HuggingFaceM4/idefics2-8b-chatty")
@@ -82,8 +83,7 @@ def build_config(tokenizer):
     ids = tokenizer.convert_tokens_to_ids
     vision = Idefics2VisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=1,
                                   image_size=IMAGE_LONGEST_EDGE, patch_size=PATCH_SIZE)
-    text = MistralConfig(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                         num_attention_heads=2, num_key_value_heads=1, head_dim=32, max_position_embeddings=2048,
+    text = MistralConfig(vocab_size=len(tokenizer), **TEXT_SIZES,
                          rms_norm_eps=1e-5, bos_token_id=ids("<s>"), eos_token_id=ids("</s>"),
                          pad_token_id=ids("<unk>"), tie_word_embeddings=False)
     perceiver = Idefics2PerceiverConfig(hidden_size=64, rms_norm_eps=1e-5, resampler_n_latents=N_LATENTS,

@@ -36,7 +36,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ._common import greedy_generation_config, init_model, make_tokenizer, save_checkpoint
+from ._common import TEXT_SIZES, greedy_generation_config, init_model, make_tokenizer, save_checkpoint
 from .idefics2 import CHAT_TEMPLATE as _IDEFICS2_TEMPLATE
 
 MODEL_TYPE = "idefics3"
@@ -72,8 +72,7 @@ def build_config(tokenizer):
     ids = tokenizer.convert_tokens_to_ids
     vision = Idefics3VisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=1,
                                   image_size=TILE_SIZE, patch_size=PATCH_SIZE)
-    text = LlamaConfig(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                       num_attention_heads=2, num_key_value_heads=1, head_dim=32, max_position_embeddings=2048,
+    text = LlamaConfig(vocab_size=len(tokenizer), **TEXT_SIZES,
                        rms_norm_eps=1e-5, bos_token_id=ids("<|begin_of_text|>"), eos_token_id=ids("<|end_of_text|>"),
                        pad_token_id=ids("<|reserved_special_token_0|>"), tie_word_embeddings=False)
     return Idefics3Config(vision_config=vision, text_config=text, image_token_id=ids("<image>"),

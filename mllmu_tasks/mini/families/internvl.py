@@ -21,7 +21,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ._common import greedy_generation_config, init_model, make_tokenizer, redraw_zero_parameters, save_checkpoint
+from ._common import (TEXT_SIZES, greedy_generation_config, init_model, make_tokenizer, redraw_zero_parameters,
+                      save_checkpoint)
 
 MODEL_TYPE = "internvl"
 HUB_EXAMPLES = ("OpenGVLab/InternVL3-1B-hf", "OpenGVLab/InternVL3-8B-hf")
@@ -79,8 +80,7 @@ def build_config(tokenizer):
     ids = tokenizer.convert_tokens_to_ids
     vision = InternVLVisionConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64,
                                   image_size=IMAGE_SIZE, patch_size=PATCH_SIZE, attention_bias=True)
-    text = Qwen2Config(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                       num_attention_heads=2, num_key_value_heads=1, head_dim=32, max_position_embeddings=2048,
+    text = Qwen2Config(vocab_size=len(tokenizer), **TEXT_SIZES,
                        bos_token_id=ids("<|endoftext|>"), eos_token_id=ids("<|im_end|>"),
                        pad_token_id=ids("<|endoftext|>"), tie_word_embeddings=True)
     return InternVLConfig(vision_config=vision, text_config=text, image_token_id=ids("<IMG_CONTEXT>"),

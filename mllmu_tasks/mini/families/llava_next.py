@@ -99,13 +99,17 @@ def _processor(tokenizer):
                               image_token=IMAGE_TOKEN, chat_template=CHAT_TEMPLATE)
 
 
+def mistral_tokenizer(special_tokens, chat_template: str, image_token: str):
+    """The shared BPE as a Mistral tokenizer: ``<s>`` added, ``</s>`` ends, ``<pad>``/``<unk>``, ``image_token`` named."""
+    return _common.make_tokenizer(special_tokens, bos="<s>", eos="</s>", pad="<pad>", unk="<unk>", add_bos=True,
+                                  chat_template=chat_template, extra_special_tokens={"image_token": image_token})
+
+
 def build(out_dir: Path, seed: int = 0) -> Path:
     """Write the tiny LLaVA-NeXT (about 0.2 M parameters, random weights from ``seed``) into ``out_dir``."""
     from transformers import LlavaNextForConditionalGeneration
 
-    tokenizer = _common.make_tokenizer(
-        SPECIAL_TOKENS, bos="<s>", eos="</s>", pad="<pad>", unk="<unk>", add_bos=True, chat_template=CHAT_TEMPLATE,
-        extra_special_tokens={"image_token": IMAGE_TOKEN})
+    tokenizer = mistral_tokenizer(SPECIAL_TOKENS, CHAT_TEMPLATE, IMAGE_TOKEN)
     model = _common.init_model(LlavaNextForConditionalGeneration, _config(tokenizer), seed)
     out = _common.save_checkpoint(model, _processor(tokenizer), out_dir, _common.greedy_generation_config(tokenizer))
     return _common.hub_vision_layout(out)

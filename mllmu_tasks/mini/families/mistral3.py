@@ -38,7 +38,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from . import _common
-from .llava_next import mistral_text_config
+from .llava_next import mistral_text_config, mistral_tokenizer
 
 MODEL_TYPE = "mistral3"
 HUB_EXAMPLES = ("mistralai/Mistral-Small-3.1-24B-Instruct-2503",)
@@ -144,9 +144,7 @@ def build(out_dir: Path, seed: int = 0) -> Path:
     """Write the tiny Mistral 3 (about 0.2 M parameters, random weights from ``seed``) into ``out_dir``."""
     from transformers import Mistral3ForConditionalGeneration
 
-    tokenizer = _common.make_tokenizer(
-        SPECIAL_TOKENS, bos="<s>", eos="</s>", pad="<pad>", unk="<unk>", add_bos=True, chat_template=CHAT_TEMPLATE,
-        extra_special_tokens={"image_token": IMAGE_TOKEN})
+    tokenizer = mistral_tokenizer(SPECIAL_TOKENS, CHAT_TEMPLATE, IMAGE_TOKEN)
     model = _common.init_model(Mistral3ForConditionalGeneration, _config(tokenizer), seed)
     return _common.save_checkpoint(model, _processor(tokenizer), out_dir,
                                    _common.greedy_generation_config(tokenizer))
