@@ -185,3 +185,30 @@ def test_a_training_stage_killed_after_a_checkpoint_resumes_to_the_same_weights(
     import torch
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     assert not (out / ".vanilla.key").exists() and not (out / ".vanilla.partial").exists()
+
+
+#: SHA-256 of the default pipeline's first stage (``base``: the demo tiny VLM, seed 0, tokenizer trained on the
+#: shipped mini benchmark): its tensors in name order, and its BPE vocabulary. The README's report starts here;
+#: a change to the builder, the tokenizer training or the shipped data changes these. Update them on purpose,
+#: together with the README's report (same on 1 and 2 threads, measured).
+BASE_WEIGHTS_SHA256 = "e83b9ce9e4a0d5d65e34f94ef68702ffed59e9633c7ed37f762cec6bee620f47"
+BASE_VOCAB_SHA256 = "018a24becba2f1256058ab52e1055b774e57a08e73180a1ff534ecaec94a8e45"
+
+
+def test_the_first_stage_is_pinned(tmp_path):
+    import hashlib
+
+    from safetensors.torch import load_file
+
+    from unlearners.pipeline import PipelineConfig, build_base
+
+    build_base(PipelineConfig(out_dir=str(tmp_path)), tmp_path / "base")
+    weights = load_file(str(tmp_path / "base" / "model.safetensors"))
+    digest = hashlib.sha256()
+    for name in sorted(weights):
+        digest.update(name.encode())
+        digest.update(weights[name].contiguous().numpy().tobytes())
+    vocab = json.loads((tmp_path / "base" / "tokenizer.json").read_text())["model"]["vocab"]
+    assert len(weights) == 64 and len(vocab) == 1300
+    assert digest.hexdigest() == BASE_WEIGHTS_SHA256
+    assert hashlib.sha256(json.dumps(sorted(vocab.items())).encode()).hexdigest() == BASE_VOCAB_SHA256
