@@ -129,10 +129,30 @@ def find_results(path: str | Path) -> Path:
     path = Path(path)
     if path.is_file():
         return path
-    found = sorted(path.rglob("results_*.json"), key=lambda p: p.name)
+    found = sorted(path.rglob("results_*.json"), key=lambda p: p.name) if path.is_dir() else []
     if not found:
         raise FileNotFoundError(f"no lm-eval results_*.json under {path}")
     return found[-1]
+
+
+def find_runs(path: str | Path) -> list[Path]:
+    """The results JSONs one command-line RUN names: a results JSON; an lm-eval ``--output_path`` folder (its
+    newest ``results_*.json``); or an ``mllmu-pipeline`` output folder or its ``results/`` folder
+    (``vanilla.json``, then each ``unlearn_*.json``; not the identity check or per-question files).
+
+    Raises:
+        FileNotFoundError: none of these; the message names the path and the layouts looked for.
+    """
+    path = Path(path)
+    folder = path / "results" if (path / "results" / "vanilla.json").is_file() else path
+    if not path.is_file() and (folder / "vanilla.json").is_file():
+        unlearned = sorted(p for p in folder.glob("unlearn_*.json") if not p.name.endswith(".questions.json"))
+        return [folder / "vanilla.json", *unlearned]
+    try:
+        return [find_results(path)]
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: not a results JSON, an lm-eval --output_path folder (results_*.json) or an "
+                                f"mllmu-pipeline output folder (results/vanilla.json)") from None
 
 
 def load_samples(results_path: Path) -> dict[str, dict[int, dict]]:

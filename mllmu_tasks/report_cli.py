@@ -2,8 +2,8 @@
 
     mllmu-report RUN [RUN ...] [--names a,b] [--out DIR] [--compare A B] [--n_boot 1000] [--seed 0]
 
-Each RUN is an lm-eval results JSON or an ``--output_path`` folder (the newest
-``results_*.json`` in it). With ``--log_samples`` files beside a results
+Each RUN is an lm-eval results JSON, an ``--output_path`` folder (the newest
+``results_*.json`` in it) or an ``mllmu-pipeline`` output folder (every model it scored). With ``--log_samples`` files beside a results
 JSON, every cell gets a 95 % bootstrap interval over questions and
 ``--compare`` a paired bootstrap with p-values. Writes ``report.md``,
 ``table.csv``, ``table.tex`` and ``forget_vs_retain.png`` into ``--out``
@@ -28,7 +28,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--n_boot", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
-    paths = [report.find_results(r) for r in args.runs]
+    try:
+        paths = [p for r in args.runs for p in report.find_runs(r)]
+    except FileNotFoundError as err:
+        parser.error(str(err))
     names = args.names.split(",") if args.names else [p.parent.name + "/" + p.stem for p in paths]
     if len(names) != len(paths):
         parser.error(f"--names gives {len(names)} names for {len(paths)} runs")

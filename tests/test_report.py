@@ -160,3 +160,27 @@ def test_compact_question_scores_from_samples():
     rows = [{"doc": {"ID": "001", "item_index": 2, "question": "Q?"}, "rougeL": 0.5, "acc": 1.0}]
     compact = report.compact_question_scores({"mllmu_forget_gen_img": rows, "mllmu": rows})
     assert compact == {"mllmu_forget_gen_img": [["001", 2, "Q?", 0.5]]}
+
+
+def test_report_reads_a_pipeline_folder_and_names_a_bad_path(tmp_path, capsys):
+    """``mllmu-report runs/pipeline`` (or its results/): vanilla then each unlearned model, not the identity check
+    or the per-question files; a path with no results is one line, exit 2."""
+    import json as _json
+
+    from mllmu_tasks import report_cli
+
+    results = tmp_path / "pipe" / "results"
+    results.mkdir(parents=True)
+    for name, acc in (("vanilla", 0.9), ("unlearn_ga-image+text", 0.2), ("identity", 0.3)):
+        (results / f"{name}.json").write_text(_json.dumps({"results": {"mllmu_forget_cls_img": {"acc,none": acc}}}))
+    (results / "unlearn_ga-image+text.questions.json").write_text("{}")
+    assert [p.name for p in report.find_runs(tmp_path / "pipe")] == ["vanilla.json", "unlearn_ga-image+text.json"]
+    assert report.find_runs(results) == report.find_runs(tmp_path / "pipe")
+    report_cli.main([str(tmp_path / "pipe"), "--out", str(tmp_path / "out")])
+    table = (tmp_path / "out" / "report.md").read_text()
+    assert "| results/vanilla | 90.0 |" in table and "| results/unlearn_ga-image+text | 20.0 |" in table
+    assert "identity" not in table
+    with pytest.raises(SystemExit) as exit_info:
+        report_cli.main([str(tmp_path / "nothing-here")])
+    assert exit_info.value.code == 2
+    assert "nothing-here: not a results JSON, an lm-eval --output_path folder" in capsys.readouterr().err
