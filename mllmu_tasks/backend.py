@@ -88,12 +88,7 @@ class MLLMUVisionLM(HFMultimodalLM):
             return
         context = request.args[0]
         if has_images(request):
-            from lm_eval.models.hf_vlms import DEFAULT_IMAGE_PLACEHOLDER
-            from lm_eval.models.utils import replace_placeholders
-
-            if self.prefix_lm:
-                context = images_first(context)
-            context = replace_placeholders(context, DEFAULT_IMAGE_PLACEHOLDER, self.image_token, self.max_images)
+            context = self._with_image_tokens(images_first(context) if self.prefix_lm else context)
         elif self.prefix_lm:
             context = text_prefix(context, self.tokenizer.bos_token)
         request.arguments = (context, *request.args[1:])
@@ -169,8 +164,7 @@ class MLLMUVisionLM(HFMultimodalLM):
             full = self._encode(context + continuation, images)
             return self._encode(context, images)["input_ids"][0], full, full["input_ids"].shape[1]
         if images:
-            kwargs = dict(text=[images_first(context)], images=[[im.convert("RGB") for im in images[: self.max_images]]],
-                          return_tensors="pt")
+            kwargs = dict(text=[images_first(context)], images=[self._rgb(images)], return_tensors="pt")
             ctx = self.processor(**kwargs)["input_ids"][0]
             full = self.processor(**kwargs, suffix=[continuation])
             full.pop("labels", None)
@@ -183,13 +177,21 @@ class MLLMUVisionLM(HFMultimodalLM):
             end = full["input_ids"].shape[1]
         return ctx, full.to(self.device, self.model.dtype), end
 
-    def _encode(self, text: str, images: list):
+    def _with_image_tokens(self, text: str) -> str:
+        """A plain prompt's ``<image>`` placeholders (at most ``max_images``) as the family's image string."""
         from lm_eval.models.hf_vlms import DEFAULT_IMAGE_PLACEHOLDER
         from lm_eval.models.utils import replace_placeholders
 
+        return replace_placeholders(text, DEFAULT_IMAGE_PLACEHOLDER, self.image_token, self.max_images)
+
+    def _rgb(self, images: list) -> list:
+        """The first ``max_images`` images, in RGB."""
+        return [img.convert("RGB") for img in images[: self.max_images]]
+
+    def _encode(self, text: str, images: list):
         if not self.chat_applied:
-            text = replace_placeholders(text, DEFAULT_IMAGE_PLACEHOLDER, self.image_token, self.max_images)
-        images = [img.convert("RGB") for img in images[: self.max_images]] if images else None
+            text = self._with_image_tokens(text)
+        images = self._rgb(images) if images else None
         return OneBOS(self.processor, self.tokenizer)(text=[text], images=[images] if images else None,
                                                       return_tensors="pt").to(self.device, self.model.dtype)
 

@@ -32,6 +32,7 @@ from __future__ import annotations
 import math
 
 from .backend import ContextOverflowError
+from .prompts import IMAGE_PLACEHOLDER
 
 #: lm-eval's backends whose context is resolved from the checkpoint's config and tokenizer.
 HF_BACKENDS = ("hf", "hf-auto", "huggingface", "hf-multimodal", "mllmu-vlm", "hf-multimodal-ll")
@@ -40,8 +41,6 @@ VLLM_BACKENDS = ("vllm", "vllm-vlm")
 DEFAULT_MAX_GEN_TOKS = 256
 #: ``hf-multimodal``'s ``max_images`` when ``--model_args`` sets none (lm-eval 0.4.13).
 DEFAULT_MAX_IMAGES = 999
-#: lm-eval's image placeholder in prompts.
-PLACEHOLDER = "<image>"
 
 
 def backend_max_length(model: str, model_args: dict, config, tokenizer) -> int | None:
@@ -114,7 +113,7 @@ class PromptCounter:
     def _with_image_tokens(self, text: str) -> str:
         from lm_eval.models.utils import replace_placeholders
 
-        return replace_placeholders(text, PLACEHOLDER, self.image_token, self.max_images)
+        return replace_placeholders(text, IMAGE_PLACEHOLDER, self.image_token, self.max_images)
 
     def expansion(self, size: tuple[int, int]) -> int:
         """Extra tokens one image of ``size`` (width, height) adds beyond its single image token."""

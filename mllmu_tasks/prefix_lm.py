@@ -10,9 +10,10 @@ modalities reach the model in the family's own format.
 
 from __future__ import annotations
 
+from .prompts import IMAGE_PLACEHOLDER
+
 #: ``config.model_type`` of the prefix-LM families handled here.
 PREFIX_LM_FAMILIES = ("paligemma",)
-PLACEHOLDER = "<image>"
 
 
 def is_prefix_lm(model_type: str | None) -> bool:
@@ -20,7 +21,7 @@ def is_prefix_lm(model_type: str | None) -> bool:
     return model_type in PREFIX_LM_FAMILIES
 
 
-def images_first(text: str, placeholder: str = PLACEHOLDER) -> str:
+def images_first(text: str, placeholder: str = IMAGE_PLACEHOLDER) -> str:
     """``"USER: <image>\\nQ"`` -> ``"<image>USER: \\nQ"``: every image placeholder moved to the front."""
     return placeholder * text.count(placeholder) + text.replace(placeholder, "")
 

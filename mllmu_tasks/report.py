@@ -183,10 +183,14 @@ def question_key(doc: dict) -> tuple[str, int, str]:
     return (str(doc.get("ID")), int(doc.get("item_index", doc.get("question_index", -1))), str(doc.get("question")))
 
 
+def row_scores(rows, kind: str) -> dict[tuple, float]:
+    """``{question_key: headline value}`` of logged sample rows of one task of ``kind``."""
+    return {question_key(row["doc"]): float(row[HEADLINE[kind]]) for row in rows}
+
+
 def question_scores(samples: dict[str, dict[int, dict]], set_name: str, kind: str, modality: str) -> dict[tuple, float]:
     """Per-question headline metric of one leaf task: ``{question_key: value}`` (empty when not logged)."""
-    task = samples.get(leaf_task(samples, set_name, kind, modality), {})
-    return {question_key(row["doc"]): float(row[HEADLINE[kind]]) for row in task.values()}
+    return row_scores(samples.get(leaf_task(samples, set_name, kind, modality), {}).values(), kind)
 
 
 def bootstrap_ci(values, n_boot: int = 1000, seed: int = 0, level: float = 0.95) -> tuple[float, float]:
@@ -333,7 +337,7 @@ def compact_question_scores(samples: dict[str, list[dict]]) -> dict[str, list[li
     for task, rows in samples.items():
         kind = task.split("_")[-2] if task.count("_") >= 3 else None
         if kind in HEADLINE:
-            out[task] = [[*question_key(row["doc"]), float(row[HEADLINE[kind]])] for row in rows]
+            out[task] = [[*key, value] for key, value in row_scores(rows, kind).items()]
     return out
 
 

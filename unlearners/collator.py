@@ -28,7 +28,8 @@ import logging
 
 import torch
 
-from mllmu_tasks.prefix_lm import images_first, is_prefix_lm, text_prefix
+from mllmu_tasks.prefix_lm import is_prefix_lm, text_prefix
+from mllmu_tasks.prompts import IMAGE_PLACEHOLDER
 from mllmu_tasks.special_tokens import OneBOS, bos_kwargs
 
 from .data import Example
@@ -36,8 +37,6 @@ from .data import Example
 log = logging.getLogger(__name__)
 
 IGNORE_INDEX = -100
-#: lm-eval's image placeholder in prompt text.
-IMAGE_PLACEHOLDER = "<image>"
 
 
 def chat_content(body: str) -> list[dict]:
@@ -176,7 +175,7 @@ class PrefixSuffixCollator(StreamCollator):
     def encode(self, examples: list[Example]) -> dict[str, torch.Tensor]:
         questions, answers = [ex.question for ex in examples], [ex.answer for ex in examples]
         if all(ex.image is not None for ex in examples):
-            batch = dict(self.processor(text=[images_first(f"{IMAGE_PLACEHOLDER}{q}") for q in questions],
+            batch = dict(self.processor(text=[f"{IMAGE_PLACEHOLDER}{q}" for q in questions],
                                         images=[[ex.image] for ex in examples], suffix=answers, padding=True,
                                         padding_side="right", return_tensors="pt"))
         elif all(ex.image is None for ex in examples):

@@ -283,12 +283,22 @@ def identity_lines(vanilla: dict, identity: dict) -> list[str]:
                     "towards chance with swapped portraits.", ""]
 
 
+def unlearn_stage(method: str, modality: str) -> str:
+    """The manifest stage of one method x unlearning modality: ``unlearn/<method>-<modality>``."""
+    return f"unlearn/{method}-{modality}"
+
+
+def results_json(out: Path, stage: str) -> Path:
+    """Where a stage's model is scored: ``results/<stage with / as _>.json``."""
+    return out / "results" / f"{stage.replace('/', '_')}.json"
+
+
 def modality_headline_lines(cfg: PipelineConfig, out: Path) -> list[str]:
     """The report's unimodal-vs-multimodal section (:func:`mllmu_tasks.report.modality_headline`) over the
     methods unlearned in both modalities whose per-question scores were kept; empty when there are none."""
     pairs = {}
     for method in cfg.methods:
-        files = [question_scores_path(out / "results" / f"unlearn_{method}-{m}.json") for m in ("text-only", "image+text")]
+        files = [question_scores_path(results_json(out, unlearn_stage(method, m))) for m in ("text-only", "image+text")]
         if all(f.is_file() for f in files):
             pairs[method] = tuple(report.load_question_scores(f) for f in files)
     rows = report.modality_headline(pairs) if pairs else []
@@ -367,7 +377,7 @@ def run_pipeline(cfg: PipelineConfig, log=print) -> str:
     for method in cfg.methods:
         for modality in modalities:
             name = f"{method} ({modality})"
-            stage, folder = f"unlearn/{method}-{modality}", out / "unlearn" / f"{method}-{modality}"
+            stage, folder = unlearn_stage(method, modality), out / "unlearn" / f"{method}-{modality}"
             settings = {**common, "method": method, "modality": modality, "ratio": cfg.forget_ratio,
                         "epochs": cfg.unlearn_epochs, "lr": cfg.unlearn_lr, "lora": cfg.lora}
             needs = ["vanilla"] + (["reference"] if reference is not None and method == "npo" else [])
@@ -377,8 +387,7 @@ def run_pipeline(cfg: PipelineConfig, log=print) -> str:
 
     results, identity = {}, None
     for name, (stage, folder) in models.items():
-        slug = stage.replace("/", "_")
-        target = out / "results" / f"{slug}.json"
+        target = results_json(out, stage)
         target.parent.mkdir(exist_ok=True)
         settings = {"ratio": cfg.forget_ratio, "limit": cfg.score_limit, "probe": cfg.probe_questions,
                     "suite": cfg.scoring_suite}
@@ -389,7 +398,7 @@ def run_pipeline(cfg: PipelineConfig, log=print) -> str:
             tasks = [suite, *IDENTITY_TASKS] if name == "vanilla" and suite != "mllmu-zs" else [suite]
             work = lambda f=folder, t=target, ts=tasks: score(f, ts, cfg.source, cfg.forget_ratio, t,  # noqa: E731
                                                               cfg.score_batch_size, cfg.device, cfg.score_limit)
-        manifest.run(f"score/{slug}", target, settings, [stage], work)
+        manifest.run(f"score/{target.stem}", target, settings, [stage], work)
         results[name] = json.loads(target.read_text())
     if not cfg.text_jsonl:
         mirror, target = out / "identity-mirror", out / "results" / "identity.json"
