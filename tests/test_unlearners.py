@@ -95,6 +95,31 @@ def test_real_jsonl_with_splits_file():
         data.load_examples(jsonl, "forget", "text-only", forget_ratio=5)
 
 
+def test_cut_jsonl_keeps_the_forget_share_and_the_lines(tmp_path):
+    def line(pid, n):
+        pairs = [{"ID": pid, "Question": f"Q{k} of {pid}?", "Answer": f"A{k} of {pid}."} for k in range(n)]
+        return json.dumps({"ID": pid, "metadata": pairs})
+
+    ids = [f"{i:03d}" for i in range(1, 21)]
+    source = tmp_path / "ft_qa.jsonl"
+    source.write_text("\n".join(line(pid, 2 + int(pid) % 3) for pid in ids) + "\n")
+    forget_ids = ["019", "004", "011"]  # the splits' order, not file order
+    splits = tmp_path / "splits.json"
+    splits.write_text(json.dumps({"forget_15": forget_ids, "retain_85": [i for i in ids if i not in forget_ids]}))
+    jsonl, cut_splits = data.cut_jsonl(source, splits, 15, 10, tmp_path / "cut")
+    kept = json.loads(cut_splits.read_text())
+    assert kept == {"forget_15": ["019", "004"],  # round(10 * 15 / 100) = 2 (half to even), in the splits' order
+                    "retain_85": ["001", "002", "003", "005", "006", "007", "008", "009"]}
+    source_lines = source.read_text().splitlines()
+    assert jsonl.read_text().splitlines() == [source_lines[int(pid) - 1] for pid in sorted(kept["forget_15"] +
+                                                                                          kept["retain_85"])]
+    forget = data.load_examples(str(jsonl), "forget", "text-only", forget_ratio=15, splits=cut_splits)
+    assert [e.question for e in forget] == ["Q0 of 004?", "Q1 of 004?", "Q2 of 004?", "Q0 of 019?", "Q1 of 019?",
+                                             "Q2 of 019?"]  # 2 + id % 3 pairs each
+    with pytest.raises(ValueError, match="--profiles must be between 2 and 20"):
+        data.cut_jsonl(source, splits, 15, 21, tmp_path / "cut")
+
+
 def test_paired_dataset_cycles_the_second_stream(forget_examples, retain_examples):
     ds = data.PairedDataset({"forget": forget_examples, "retain": retain_examples[:5]}, seed=1)
     assert len(ds) == len(forget_examples)

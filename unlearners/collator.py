@@ -120,31 +120,40 @@ class AnswerOnlyCollator(StreamCollator):
         if not getattr(processor, "chat_template", None):
             raise ValueError("the processor has no chat template: the collator renders prompts with it")
         super().__init__(processor, stop_ids)
+        self._texts: dict[tuple[str, str, bool], tuple[str, list[int], list[int]]] = {}
 
     def _encode(self, texts: list[str], images: list | None) -> dict:
         one_bos = OneBOS(self.processor, self.tokenizer)
         return one_bos(text=texts, images=images, padding=True, padding_side="right", return_tensors="pt")
 
+    def texts(self, example: Example) -> tuple[str, list[int], list[int]]:
+        """``(conversation text, its tokenizer ids, the prompt's tokenizer ids)`` of an example, rendered and
+        tokenised once per collator (kept by question, answer and whether an image comes with it: epochs
+        after the first reuse them)."""
+        key = (example.question, example.answer, example.image is not None)
+        if key not in self._texts:
+            render = self.processor.apply_chat_template
+            prompt = render([user_turn(example)], add_generation_prompt=True)
+            full = render([user_turn(example), assistant_turn(example)])
+            self._texts[key] = (full, *(self.tokenizer(t, **bos_kwargs([t], self.tokenizer))["input_ids"]
+                                        for t in (full, prompt)))
+        return self._texts[key]
+
     def encode(self, examples: list[Example]) -> dict[str, torch.Tensor]:
         """One stream's batch: conversation tokens, answer-only labels, image tensors.
 
         The processor runs once per batch (on the whole conversations); the
-        prompt's length comes from the tokenizer alone: its tokens of the
-        prompt text plus the processor's image expansion (processor tokens
-        minus tokenizer tokens of the conversation, all of it in the prompt).
-        Checked per example: the prompt's tokens are a prefix of the
-        conversation's, and the processor's tokens after the prompt are the
-        tokenizer's.
+        prompt's length comes from the tokenizer alone (:meth:`texts`): its
+        tokens of the prompt text plus the processor's image expansion
+        (processor tokens minus tokenizer tokens of the conversation, all of
+        it in the prompt). Checked per example: the prompt's tokens are a
+        prefix of the conversation's, and the processor's tokens after the
+        prompt are the tokenizer's.
         """
-        render = self.processor.apply_chat_template
-        prompts = [render([user_turn(ex)], add_generation_prompt=True) for ex in examples]
-        fulls = [render([user_turn(ex), assistant_turn(ex)]) for ex in examples]
+        fulls, text_fulls, text_prompts = zip(*(self.texts(ex) for ex in examples))
         has_image = [ex.image is not None for ex in examples]
         images = [[ex.image] if ex.image is not None else [] for ex in examples] if any(has_image) else None
-        batch = self._encode(fulls, images)
-        special = bos_kwargs(fulls, self.tokenizer)
-        text_fulls = self.tokenizer(fulls, **special)["input_ids"]
-        text_prompts = self.tokenizer(prompts, **bos_kwargs(prompts, self.tokenizer))["input_ids"]
+        batch = self._encode(list(fulls), images)
         labels = batch["input_ids"].clone()
         labels[batch["attention_mask"] == 0] = IGNORE_INDEX
         for i, length in enumerate(batch["attention_mask"].sum(dim=1).tolist()):

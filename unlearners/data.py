@@ -13,6 +13,7 @@ sends the same question/answer pairs with no image (unimodal unlearning).
 
 from __future__ import annotations
 
+import json
 import random
 from dataclasses import dataclass
 from pathlib import Path
@@ -168,3 +169,40 @@ class PairedDataset:
             if name != self.first:
                 item[name] = examples[self.orders[name][i % len(examples)]]
         return item
+
+
+def cut_jsonl(source: str | Path, splits: str | Path, forget_ratio: int, profiles: int,
+              out_dir: str | Path) -> tuple[Path, Path]:
+    """A smaller JSON Lines source: ``profiles`` profiles with the forget share of the full splits.
+
+    Keeps ``max(1, round(profiles * forget_ratio / 100))`` forget profiles (the
+    first in the splits' order) and fills the rest with retain profiles in
+    file order; writes ``out_dir/ft_qa.jsonl`` (the kept lines, byte for byte)
+    and ``out_dir/splits.json`` (``forget_X`` / ``retain_{100-X}`` of the kept
+    IDs). Returns both paths.
+
+    Raises:
+        ValueError: ``profiles`` < 2 or more than the source holds, or too few
+            forget/retain profiles in the splits.
+        KeyError, SchemaError: see :func:`mllmu_tasks.ft_data.split_ids` / ``read_ft_jsonl``.
+    """
+    forget_all, retain_all = split_ids(read_splits(splits), forget_ratio)
+    lines = [line for line in Path(source).read_text(encoding="utf-8").splitlines() if line.strip()]
+    ids = [pairs[0].profile_id for pairs in read_ft_jsonl(source)]
+    if not 2 <= profiles <= len(ids):
+        raise ValueError(f"--profiles must be between 2 and {len(ids)} (the profiles in {source}), got {profiles}")
+    n_forget = max(1, round(profiles * forget_ratio / 100))
+    present = set(ids)
+    forget = [i for i in forget_all if i in present][:n_forget]
+    retain = [i for i in ids if i in set(retain_all)][:profiles - n_forget]
+    if len(forget) < n_forget or len(retain) < profiles - n_forget:
+        raise ValueError(f"{splits}: too few forget/retain profiles for --profiles {profiles} at forget ratio "
+                         f"{forget_ratio} % ({len(forget)} forget, {len(retain)} retain found)")
+    kept = set(forget) | set(retain)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    jsonl, split_file = out / "ft_qa.jsonl", out / "splits.json"
+    jsonl.write_text("".join(line + "\n" for line, i in zip(lines, ids) if i in kept), encoding="utf-8")
+    split_file.write_text(json.dumps({forget_config(forget_ratio): forget, retain_config(forget_ratio): retain},
+                                     indent=1), encoding="utf-8")
+    return jsonl, split_file

@@ -51,7 +51,7 @@ from . import __version__
 from .api import run as train
 from .checkpoint import staging_dir, trainer_checkpoints, write_json_atomic
 from .config import DataArguments, ModelArguments, UnlearnTrainingArguments
-from .data import load_examples, load_subsets
+from .data import cut_jsonl, load_examples, load_subsets
 from .drills import format_examples
 from .methods import get_method
 from .probe import generation_rouge_l, swapped_portraits_mirror
@@ -93,6 +93,7 @@ class PipelineConfig:
     protocol: str = "corrected"            # "released": the authors' training scripts (unlearners.released)
     suite: str = "auto"                    # scoring group: mllmu (paper protocol), mllmu-zs, or auto (see scoring_suite)
     checkpoint_steps: int = 200            # training stages save a checkpoint this often (0: never); reruns resume
+    profiles: int = 0                      # JSONL mode: train on this many profiles (forget share kept); 0: all
 
     @property
     def text_jsonl(self) -> bool:
@@ -338,6 +339,12 @@ def run_pipeline(cfg: PipelineConfig, log=print) -> str:
     if cfg.released and cfg.text_jsonl:
         raise ValueError("--protocol released trains image+text pairs (the released scripts have no text-only path): "
                          "it needs an evaluation-schema source (mini, hub or a mirror), not JSON Lines text")
+    if cfg.profiles:
+        if not (cfg.text_jsonl and cfg.splits):
+            raise ValueError("--profiles cuts a JSON Lines source (--source ft_qa.jsonl --splits splits.json); "
+                             "the evaluation-schema sources keep their own forget/retain configurations")
+        jsonl, splits = cut_jsonl(cfg.source, cfg.splits, cfg.forget_ratio, cfg.profiles, out / "data")
+        cfg = dataclasses.replace(cfg, source=str(jsonl), splits=str(splits))
     manifest = Manifest(out, log)
     data_key = data_hash(cfg)
     common = {"seed": cfg.seed, "data": data_key, "source": cfg.source, "splits": cfg.splits, "protocol": cfg.protocol}
