@@ -212,3 +212,48 @@ def test_the_first_stage_is_pinned(tmp_path):
     assert len(weights) == 64 and len(vocab) == 1300
     assert digest.hexdigest() == BASE_WEIGHTS_SHA256
     assert hashlib.sha256(json.dumps(sorted(vocab.items())).encode()).hexdigest() == BASE_VOCAB_SHA256
+
+
+def test_method_args_reach_the_method_config_and_bad_ones_fail_first():
+    from unlearners.pipeline import PipelineConfig, check_method_args, method_config
+
+    cfg = PipelineConfig(methods=("npo", "grad_diff"), method_args="npo.retain_weight=3, npo.beta=0.2")
+    assert (method_config(cfg, "npo").retain_weight, method_config(cfg, "npo").beta) == (3.0, 0.2)
+    assert method_config(cfg, "grad_diff").retain_weight == 1.0  # its default: the entries name npo only
+    for args, message in [("npo.gamma=1", "npo has no setting 'gamma'"), ("npo=3", "expected <method>.<field>"),
+                          ("kl_min.kl_weight=2", "names kl_min, which --methods")]:
+        with pytest.raises(ValueError, match=message):
+            check_method_args(PipelineConfig(methods=("npo",), method_args=args))
+
+
+def test_real_text_mode_names_people_cuts_profiles_and_reports_the_probe(tmp_path):
+    from unlearners.pipeline import parse, run_pipeline
+
+    people = [f"{i:03d}" for i in range(1, 13)]
+    lines = []
+    for i, pid in enumerate(people):
+        name = f"Person{chr(65 + i)} Surname{chr(65 + i)}"
+        pairs = [("What is the name of this person?", f"This person's name is {name}."),
+                 ("Where was this person born?", f"This person was born in Town{i}."),
+                 ("What is this person's job?", f"This person works as a job{i}.")]
+        lines.append(json.dumps({"ID": pid, "metadata": [{"ID": pid, "Question": q, "Answer": a} for q, a in pairs]}))
+    (tmp_path / "ft.jsonl").write_text("\n".join(lines) + "\n")
+    (tmp_path / "splits.json").write_text(json.dumps({"forget_10": people[:2], "retain_90": people[2:]}))
+    out = tmp_path / "run"
+    cfg = parse(["--source", str(tmp_path / "ft.jsonl"), "--splits", str(tmp_path / "splits.json"), "--size", "test",
+                 "--forget_ratio", "10", "--profiles", "10", "--vanilla_epochs", "1", "--unlearn_epochs", "1",
+                 "--methods", "npo", "--method_args", "npo.retain_weight=2", "--probe_questions", "4",
+                 "--checkpoint_steps", "0", "--out_dir", str(out)])
+    text = run_pipeline(cfg, log=lambda line: None)
+    named = [json.loads(line) for line in (out / "data" / "ft_qa.jsonl").read_text().splitlines()]
+    # round(10 * 10 %) = 1 forget profile (the splits' first), then 9 retain profiles in file order
+    assert [r["ID"] for r in named] == ["001"] + people[2:11]
+    assert json.loads((out / "data" / "splits.json").read_text()) == {"forget_10": ["001"], "retain_90": people[2:11]}
+    assert [p["Question"] for p in named[0]["metadata"]] == ["Where was PersonA SurnameA born?",
+                                                             "What is PersonA SurnameA's job?"]
+    card = json.loads((out / "unlearn" / "npo-text-only" / "unlearn_config.json").read_text())
+    assert (card["retain_weight"], card["modality"]) == (2.0, "text-only")
+    for name, stem in [("vanilla", "vanilla"), ("npo (text-only)", "unlearn_npo-text-only")]:
+        scores = json.loads((out / "results" / f"{stem}.json").read_text())
+        assert (scores["forget_questions"], scores["retain_questions"]) == (2, 4)  # 2 named pairs; --probe_questions
+        assert f"| {name} | {scores['forget_rougeL']:.3f} | {scores['retain_rougeL']:.3f} |" in text

@@ -120,6 +120,27 @@ def test_cut_jsonl_keeps_the_forget_share_and_the_lines(tmp_path):
         data.cut_jsonl(source, splits, 15, 21, tmp_path / "cut")
 
 
+def test_named_questions_name_the_person_and_drop_the_name_pair(tmp_path):
+    metadata = [{"ID": "007", "Question": "What is the name of this person?",
+                 "Answer": "The name of this person is Anaïs van Dijk."},
+                {"ID": "007", "Question": "Where was this person born?", "Answer": "This person was born in Lyon."},
+                {"ID": "007", "Question": "What is This Person's job?", "Answer": "A potter."},
+                {"ID": "007", "Question": "Does the individual have a pet?", "Answer": "A cat."},
+                {"ID": "007", "Question": "What is the father's occupation?", "Answer": "A baker."}]
+    assert [p["Question"] for p in data.name_the_person(metadata, "x")] == [
+        "Where was Anaïs van Dijk born?", "What is Anaïs van Dijk's job?", "Does Anaïs van Dijk have a pet?",
+        "Anaïs van Dijk: What is the father's occupation?"]
+    source = tmp_path / "ft.jsonl"
+    source.write_text(json.dumps({"ID": "007", "metadata": metadata}) + "\n\n" + json.dumps(
+        {"ID": "008", "metadata": [{"ID": "008", "Question": "Name?", "Answer": "unknown"}]}) + "\n")
+    with pytest.raises(ValueError, match="ft.jsonl, line 3: the first pair's answer does not end with"):
+        data.named_jsonl(source, tmp_path / "named.jsonl")
+    source.write_text(json.dumps({"ID": "007", "metadata": metadata}) + "\n")
+    named = data.load_examples(str(data.named_jsonl(source, tmp_path / "named.jsonl")), "all", "text-only")
+    assert [(e.profile_id, e.question, e.answer) for e in named][:1] == [
+        ("007", "Where was Anaïs van Dijk born?", "This person was born in Lyon.")]
+
+
 def test_paired_dataset_cycles_the_second_stream(forget_examples, retain_examples):
     ds = data.PairedDataset({"forget": forget_examples, "retain": retain_examples[:5]}, seed=1)
     assert len(ds) == len(forget_examples)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -169,6 +170,59 @@ class PairedDataset:
             if name != self.first:
                 item[name] = examples[self.orders[name][i % len(examples)]]
         return item
+
+
+#: A question that refers to the profile's person without naming them ("this person", "the individual", ...).
+PERSON_REFERENCE = re.compile(r"\b(this|the) (person|individual)\b", re.IGNORECASE)
+#: The name at the end of the first pair's answer ("This person's name is Amelia Kuznetsov.").
+TRAILING_NAME = re.compile(r"([A-Z][\w'\-]*(?: (?:[A-Z][\w'\-]*|de|van|von|da|del|la|le|bin))*? [A-Z][\w'\-]*)\.?$")
+
+
+def name_the_person(metadata: list[dict], where: str) -> list[dict]:
+    """A profile's pairs with its person named in every question (the text-only variant of ``ft_Data``).
+
+    ``ft_Data`` questions say "this person" because an image comes with them;
+    sent text-only, every profile asks the same questions and a model cannot
+    tell whom they are about (nothing to forget selectively). This variant
+    names the person, as the benchmark's text-only evaluation questions do:
+    the name is read from the first pair's answer (the name question in all
+    500 released profiles), that pair is dropped (its answer would be in its
+    question), "this person" / "the individual" (any case) becomes the name,
+    and a question with no such phrase is prefixed ``"{name}: "``. Answers are unchanged.
+
+    Raises:
+        ValueError: the first answer does not end with a name (names ``where``).
+    """
+    match = TRAILING_NAME.search(metadata[0]["Answer"].strip()) if metadata else None
+    if not match:
+        raise ValueError(f"{where}: the first pair's answer does not end with the person's name: "
+                         f"{metadata[0]['Answer'] if metadata else '(no pairs)'!r}")
+    name = match.group(1)
+    named = []
+    for pair in metadata[1:]:
+        question, hits = PERSON_REFERENCE.subn(name, pair["Question"])
+        named.append({**pair, "Question": question if hits else f"{name}: {question}"})
+    return named
+
+
+def named_jsonl(source: str | Path, out_path: str | Path) -> Path:
+    """A copy of a JSON Lines ``ft_Data`` with each person named in the questions (:func:`name_the_person`).
+
+    Raises:
+        ValueError: a profile whose name cannot be read (names the file and line).
+        SchemaError: a line that is not the ft_Data schema (see ``read_ft_jsonl``).
+    """
+    read_ft_jsonl(source)  # the schema check, with its file-and-line errors
+    lines = []
+    for row, line in enumerate(Path(source).read_text(encoding="utf-8").splitlines()):
+        if line.strip():
+            record = json.loads(line)
+            metadata = name_the_person(record["metadata"], f"{source}, line {row + 1}")
+            lines.append(json.dumps({**record, "metadata": metadata}, ensure_ascii=False) + "\n")
+    out = Path(out_path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text("".join(lines), encoding="utf-8")
+    return out
 
 
 def cut_jsonl(source: str | Path, splits: str | Path, forget_ratio: int, profiles: int,

@@ -51,7 +51,7 @@ from . import __version__
 from .api import run as train
 from .checkpoint import staging_dir, trainer_checkpoints, write_json_atomic
 from .config import DataArguments, ModelArguments, UnlearnTrainingArguments
-from .data import cut_jsonl, load_examples, load_subsets
+from .data import cut_jsonl, load_examples, load_subsets, named_jsonl
 from .drills import format_examples
 from .methods import get_method
 from .probe import generation_rouge_l, swapped_portraits_mirror
@@ -94,6 +94,8 @@ class PipelineConfig:
     suite: str = "auto"                    # scoring group: mllmu (paper protocol), mllmu-zs, or auto (see scoring_suite)
     checkpoint_steps: int = 200            # training stages save a checkpoint this often (0: never); reruns resume
     profiles: int = 0                      # JSONL mode: train on this many profiles (forget share kept); 0: all
+    method_args: str = ""                  # per-method settings, e.g. "npo.retain_weight=3,grad_diff.retain_weight=2"
+    named: bool = True                     # JSONL mode: questions name the person (data.named_jsonl), not "this person"
 
     @property
     def text_jsonl(self) -> bool:
@@ -245,9 +247,47 @@ def vanilla_examples(cfg: PipelineConfig) -> list:
     return examples
 
 
+def method_config(cfg: PipelineConfig, method: str):
+    """The method's config: its defaults, with ``--method_args`` entries ``<method>.<field>=<value>`` applied.
+
+    Raises:
+        ValueError: an entry not of that form, or a field the method's config lacks (names the entry).
+    """
+    cls = get_method(method).config_class
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    values = {}
+    for entry in filter(None, (e.strip() for e in cfg.method_args.split(","))):
+        target, _, value = entry.partition("=")
+        name, _, field = target.partition(".")
+        if not value or not field:
+            raise ValueError(f"--method_args entry {entry!r}: expected <method>.<field>=<value>")
+        if name != method:
+            continue
+        if field not in fields:
+            raise ValueError(f"--method_args entry {entry!r}: {method} has no setting {field!r} "
+                             f"(it has {', '.join(fields)})")
+        kind = type(fields[field].default)
+        values[field] = value.lower() in ("1", "true", "yes") if kind is bool else kind(value)
+    return cls(**values)
+
+
+def check_method_args(cfg: PipelineConfig) -> None:
+    """Every ``--method_args`` entry names a method of ``--methods`` and a setting it has (before any stage runs).
+
+    Raises:
+        ValueError: see :func:`method_config`; or an entry for a method that ``--methods`` does not run.
+    """
+    for method in cfg.methods:
+        method_config(cfg, method)
+    named = {e.split(".")[0].strip() for e in cfg.method_args.split(",") if e.strip()}
+    if named - set(cfg.methods):
+        raise ValueError(f"--method_args names {', '.join(sorted(named - set(cfg.methods)))}, which --methods "
+                         f"({', '.join(cfg.methods)}) does not run")
+
+
 def unlearn(cfg: PipelineConfig, vanilla: Path, method: str, modality: str, out: Path,
             reference: Path | None = None) -> None:
-    """One method x modality from the vanilla model (the method's default hyper-parameters).
+    """One method x modality from the vanilla model (the method's defaults, unless ``--method_args``).
 
     ``reference``: the frozen reference of NPO under the released protocol (a retain-only fine-tune).
     """
@@ -255,7 +295,7 @@ def unlearn(cfg: PipelineConfig, vanilla: Path, method: str, modality: str, out:
     train(method, ModelArguments(model=str(vanilla), lora=cfg.lora, reference_model=reference_model),
           DataArguments(source=cfg.source, splits=cfg.splits, forget_ratio=cfg.forget_ratio, modality=modality),
           _train_args(cfg, out, cfg.unlearn_epochs, cfg.unlearn_lr, cfg.unlearn_batch_size, cfg.released),
-          get_method(method)().config)
+          method_config(cfg, method))
 
 
 def probe_scores(cfg: PipelineConfig, checkpoint: Path, out_json: Path) -> None:
@@ -339,6 +379,9 @@ def run_pipeline(cfg: PipelineConfig, log=print) -> str:
     if cfg.released and cfg.text_jsonl:
         raise ValueError("--protocol released trains image+text pairs (the released scripts have no text-only path): "
                          "it needs an evaluation-schema source (mini, hub or a mirror), not JSON Lines text")
+    check_method_args(cfg)
+    if cfg.text_jsonl and cfg.named:  # text-only "this person" questions cannot tell people apart
+        cfg = dataclasses.replace(cfg, source=str(named_jsonl(cfg.source, out / "data" / "named.jsonl")))
     if cfg.profiles:
         if not (cfg.text_jsonl and cfg.splits):
             raise ValueError("--profiles cuts a JSON Lines source (--source ft_qa.jsonl --splits splits.json); "
@@ -386,7 +429,8 @@ def run_pipeline(cfg: PipelineConfig, log=print) -> str:
             name = f"{method} ({modality})"
             stage, folder = unlearn_stage(method, modality), out / "unlearn" / f"{method}-{modality}"
             settings = {**common, "method": method, "modality": modality, "ratio": cfg.forget_ratio,
-                        "epochs": cfg.unlearn_epochs, "lr": cfg.unlearn_lr, "lora": cfg.lora}
+                        "epochs": cfg.unlearn_epochs, "lr": cfg.unlearn_lr, "lora": cfg.lora,
+                        "method_config": dataclasses.asdict(method_config(cfg, method))}
             needs = ["vanilla"] + (["reference"] if reference is not None and method == "npo" else [])
             manifest.run(stage, folder, settings, needs,
                          lambda m=method, mod=modality, f=folder: unlearn(cfg, out / "vanilla", m, mod, f, reference))
