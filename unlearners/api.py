@@ -108,7 +108,7 @@ def build_trainer(method: Method, margs: ModelArguments, data: DataArguments | d
         check_released(method.name, data.modality if isinstance(data, DataArguments) else "image+text",
                        margs.reference_model)
         layout = released_layout(checkpoint_model_type(margs.model))
-    streams = build_streams(method, data) if isinstance(data, DataArguments) else data
+    streams = method.prepare_streams(build_streams(method, data) if isinstance(data, DataArguments) else data)
     torch_dtype = pick_dtype("float32" if targs.use_cpu else dtype)
     model, processor = load_model(margs, dtype=torch_dtype)
     if margs.lora:
@@ -119,7 +119,7 @@ def build_trainer(method: Method, margs: ModelArguments, data: DataArguments | d
         targs.gradient_checkpointing_kwargs = {"use_reentrant": False}
     reference = build_reference(method, margs, model, targs.device, torch_dtype)
     collator = make_collator(processor, model.config.model_type, stop_ids=model.generation_config.eos_token_id)
-    dataset = PairedDataset(streams, seed=targs.seed)
+    dataset = PairedDataset(streams, seed=targs.seed, aligned=method.aligned_streams)
     if released:
         released_optimizer_defaults(targs)
         collator = ReleasedCollator(processor, layout)

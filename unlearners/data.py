@@ -149,10 +149,14 @@ class PairedDataset:
 
     The first stream sets the epoch length; each other stream is cycled in
     an order shuffled once with ``seed`` (``item i`` pairs ``first[i]`` with
-    ``other[perm[i % len(other)]]``).
+    ``other[perm[i % len(other)]]``), except the ``aligned`` ones, whose item
+    ``i`` is taken with the first stream's item ``i``.
+
+    Raises:
+        ValueError: an empty stream, or an aligned stream of another length than the first.
     """
 
-    def __init__(self, streams: dict[str, list[Example]], seed: int = 0):
+    def __init__(self, streams: dict[str, list[Example]], seed: int = 0, aligned: tuple[str, ...] = ()):
         if not streams or any(not examples for examples in streams.values()):
             empty = [name for name, examples in streams.items() if not examples]
             raise ValueError(f"empty training stream(s) {empty}")
@@ -160,6 +164,11 @@ class PairedDataset:
         self.first = next(iter(streams))
         rng = random.Random(seed)
         self.orders = {name: rng.sample(range(len(ex)), len(ex)) for name, ex in streams.items()}
+        for name in aligned:
+            if len(streams[name]) != len(streams[self.first]):
+                raise ValueError(f"stream {name!r} ({len(streams[name])} examples) must align with "
+                                 f"{self.first!r} ({len(streams[self.first])})")
+            self.orders[name] = list(range(len(streams[name])))
 
     def __len__(self) -> int:
         return len(self.streams[self.first])

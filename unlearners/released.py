@@ -68,14 +68,21 @@ def released_layout(model_type: str | None) -> str:
                      f"only those); this one is a {model_type!r} model: use --protocol corrected")
 
 
+#: The methods the authors' scripts implement (vanilla fine-tuning and the paper's four baselines).
+RELEASED_METHODS = ("finetune", "ga", "grad_diff", "kl_min", "npo")
+
+
 def check_released(method_name: str, modality: str, reference_model: str | None) -> None:
     """Settings the released protocol cannot honour, refused before any model loads.
 
     Raises:
-        ValueError: text-only training (the released scripts have none); NPO
-            without ``--reference_model`` (its released reference is a
-            retain-only fine-tune of the base model).
+        ValueError: a method the released scripts do not have; text-only
+            training (they have none); NPO without ``--reference_model`` (its
+            released reference is a retain-only fine-tune of the base model).
     """
+    if method_name not in RELEASED_METHODS:
+        raise ValueError(f"--protocol released: the released scripts have no {method_name} (they have "
+                         f"{', '.join(RELEASED_METHODS)}); use --protocol corrected")
     if modality != "image+text":
         raise ValueError("--protocol released trains image+text pairs only (the released scripts have no text-only "
                          "path); use --protocol corrected for text-only (unimodal) unlearning")

@@ -6,10 +6,17 @@ from .base import Method, MethodConfig
 from .finetune import FineTune
 from .ga import GA
 from .grad_diff import GradDiff
+from .idk_dpo import IdkDPO
+from .idk_nll import IdkNLL
 from .kl_min import KLMin
 from .npo import NPO
+from .satimp import SatImp
+from .simnpo import SimNPO
+from .undial import UNDIAL
+from .wga import WGA
 
-METHODS: dict[str, type[Method]] = {m.name: m for m in (FineTune, GA, GradDiff, KLMin, NPO)}
+METHODS: dict[str, type[Method]] = {m.name: m for m in (FineTune, GA, GradDiff, KLMin, NPO, SimNPO, IdkNLL, IdkDPO,
+                                                        WGA, SatImp, UNDIAL)}
 
 
 def get_method(name: str) -> type[Method]:

@@ -39,6 +39,8 @@ class Method:
     streams: ClassVar[tuple[str, ...]]
     config_class: ClassVar[type[MethodConfig]] = MethodConfig
     needs_reference: ClassVar[bool] = False
+    #: streams whose item i goes with the first stream's item i (same length; e.g. a refusal per forget question)
+    aligned_streams: ClassVar[tuple[str, ...]] = ()
     #: ``--protocol released`` (set by :func:`unlearners.api.run`): the released scripts' loss forms.
     released: bool = False
 
@@ -52,7 +54,52 @@ class Method:
         """The streams this configured method trains on (default :attr:`streams`)."""
         return self.streams
 
+    def prepare_streams(self, streams: dict[str, list]) -> dict[str, list]:
+        """The training streams from the loaded ones (``{stream: [Example]}``, :meth:`data_streams`): as they are
+        by default; a method may derive streams (refusal answers) here."""
+        return streams
+
     def loss(self, model, batches: dict[str, dict], reference: Reference | None
              ) -> tuple[torch.Tensor, dict[str, float]]:
         """``(scalar loss to minimise, {component name: value for logging})``."""
         raise NotImplementedError
+
+
+@dataclass
+class RetainTermConfig(MethodConfig):
+    """Weights of a forget term and of the retain set's answer cross-entropy (dimensionless; 0 turns a term off)."""
+
+    forget_weight: float = 1.0
+    retain_weight: float = 1.0
+
+
+class ForgetPlusRetain(Method):
+    """A method whose loss is ``forget_weight * forget_term + retain_weight * CE(retain)``.
+
+    The shape of open-unlearning's GradDiff-derived trainers (``gamma`` and
+    ``alpha`` there). Subclasses implement :meth:`forget_term` only; the retain
+    stream is loaded only when ``retain_weight`` > 0.
+    """
+
+    streams = ("forget", "retain")
+    config_class = RetainTermConfig
+
+    def data_streams(self) -> tuple[str, ...]:
+        """The first stream (the forget data) alone when the retain term is off."""
+        return self.streams if self.config.retain_weight > 0 else self.streams[:1]
+
+    def forget_term(self, model, batches: dict[str, dict], reference: Reference | None
+                    ) -> tuple[torch.Tensor, dict[str, float]]:
+        """``(scalar forget term, {component: value})``."""
+        raise NotImplementedError
+
+    def loss(self, model, batches, reference):
+        from .losses import batch_nll
+
+        term, parts = self.forget_term(model, batches, reference)
+        loss = self.config.forget_weight * term
+        if self.config.retain_weight > 0:
+            retain_nll = batch_nll(model, batches["retain"])
+            loss = loss + self.config.retain_weight * retain_nll
+            parts["retain_nll"] = retain_nll.item()
+        return loss, parts

@@ -85,3 +85,20 @@ def answer_kl(reference_logits: torch.Tensor, logits: torch.Tensor, labels: torc
     log_ref = torch.log_softmax(reference_logits[:, :-1].float(), dim=-1)
     kl = F.kl_div(log_p, log_ref, log_target=True, reduction="none").sum(-1)
     return (kl * mask).sum() / mask.sum().clamp(min=1)
+
+
+def answer_lengths(labels: torch.Tensor) -> torch.Tensor:
+    """Answer tokens per sequence (batch,), the ``|y|`` of length-normalised losses."""
+    return (labels[:, 1:] != IGNORE_INDEX).sum(dim=-1)
+
+
+def weighted_ascent(logits: torch.Tensor, labels: torch.Tensor, weight) -> torch.Tensor:
+    """``mean over answer tokens of w(p) * log p``, with ``w = weight(p)`` held constant (no gradient).
+
+    Minimising it is gradient ascent on the answer cross-entropy with each
+    token weighted by a function of its own probability ``p`` (WGA, SatImp).
+    ``weight``: tensor -> tensor on ``p`` (batch, seq - 1). Scalar, nats.
+    """
+    logp, mask = token_logprobs(logits, labels)
+    w = weight(logp.detach().exp())
+    return (w * logp * mask).sum() / mask.sum().clamp(min=1)

@@ -1,0 +1,189 @@
+"""The methods beyond the paper's four: each loss against an independent computation on a tiny batch."""
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from transformers import AutoModelForImageTextToText, AutoProcessor
+
+from mllmu_tasks.mini.tiny_vlm import build_tiny_vlm
+from unlearners import data
+from unlearners.collator import AnswerOnlyCollator
+from unlearners.methods import get_method
+from unlearners.methods.losses import forward_logits, weighted_ascent
+from unlearners.methods.refusals import REFUSALS, refusal_for
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    base = build_tiny_vlm(tmp_path_factory.mktemp("base"), size="test")
+    model = AutoModelForImageTextToText.from_pretrained(base).eval()
+    collate = AnswerOnlyCollator(AutoProcessor.from_pretrained(base))
+    forget = data.load_examples("mini", "forget", "image+text", forget_ratio=10)[:3]
+    retain = data.load_examples("mini", "retain", "text-only", forget_ratio=10)[:3]
+    batches = {"forget": collate.encode(forget), "retain": collate.encode(retain)}
+    return model, collate, forget, batches
+
+
+def per_token(logits, labels):
+    """Per answer token: (row, log p) with F.cross_entropy, position by position (independent of the losses)."""
+    out = []
+    for b in range(labels.shape[0]):
+        for t in range(1, labels.shape[1]):
+            if labels[b, t] != -100:
+                out.append((b, -F.cross_entropy(logits[b, t - 1:t].double(), labels[b, t:t + 1]).item()))
+    return out
+
+
+def retain_ce(model, batches):
+    return model(**batches["retain"]).loss.item()  # transformers' own causal-LM loss
+
+
+def perturbed(model, scale=0.5, seed=1):
+    generator = torch.Generator().manual_seed(seed)
+    def reference(batch):
+        logits = forward_logits(model, batch)
+        return logits + scale * torch.randn(logits.shape, generator=generator)
+    return reference
+
+
+def test_simnpo_is_length_normalised_npo(setup):
+    model, _, _, batches = setup
+    method = get_method("simnpo")()
+    cfg = method.config
+    assert (cfg.beta, cfg.gamma, cfg.forget_weight, cfg.retain_weight) == (4.5, 0.0, 0.125, 1.0)
+    with torch.no_grad():
+        loss, parts = method.loss(model, batches, None)
+        logits = model(**batches["forget"]).logits
+    tokens = per_token(logits, batches["forget"]["labels"])
+    terms = []
+    for b in range(3):
+        logps = [lp for row, lp in tokens if row == b]
+        terms.append(-(2 / 4.5) * math.log(1 / (1 + math.exp(4.5 * sum(logps) / len(logps)))))
+    expected = 0.125 * sum(terms) / 3 + retain_ce(model, batches)
+    assert loss.item() == pytest.approx(expected, rel=1e-5)
+    assert parts["retain_nll"] == pytest.approx(retain_ce(model, batches), rel=1e-5)
+
+
+@pytest.mark.parametrize("name", ["wga", "satimp"])
+def test_weighted_ascent_weights_each_token_by_its_probability(setup, name):
+    model, _, _, batches = setup
+    method = get_method(name)()
+    cfg = method.config
+    weight = (lambda p: p ** cfg.beta) if name == "wga" else (lambda p: p ** cfg.beta1 * (1 - p) ** cfg.beta2)
+    logits = model(**batches["forget"]).logits
+    loss, _ = method.loss(model, batches, None)
+    tokens = per_token(logits.detach(), batches["forget"]["labels"])
+    forget = sum(weight(math.exp(lp)) * lp for _, lp in tokens) / len(tokens)
+    assert loss.item() == pytest.approx(cfg.forget_weight * forget + cfg.retain_weight * retain_ce(model, batches),
+                                        rel=1e-5)
+    # the weight carries no gradient: d loss / d log p_t = w_t / N (checked through one token's logit)
+    logits = forward_logits(model, batches["forget"]).detach().requires_grad_(True)
+    weighted_ascent(logits, batches["forget"]["labels"], weight).backward()
+    labels = batches["forget"]["labels"]
+    b, t = next((b, t) for b in range(3) for t in range(1, labels.shape[1]) if labels[b, t] != -100)
+    p = torch.softmax(logits[b, t - 1].double(), -1)
+    target = labels[b, t].item()
+    w = weight(p[target].item())
+    # d(w log p_target)/dz_target = w (1 - p_target), over N answer tokens
+    assert logits.grad[b, t - 1, target].item() == pytest.approx(w * (1 - p[target].item()) / len(tokens), rel=1e-4)
+
+
+def test_undial_distils_the_adjusted_reference(setup):
+    model, _, _, batches = setup
+    method = get_method("undial")()
+    assert (method.config.beta, method.config.forget_weight, method.config.retain_weight) == (10.0, 1.0, 0.0)
+    assert method.data_streams() == ("forget",)
+    reference = perturbed(model)
+    torch.manual_seed(0)
+    with torch.no_grad():
+        ref_logits = reference(batches["forget"])
+        loss, _ = method.loss(model, batches, lambda batch: ref_logits)
+        logits = model(**batches["forget"]).logits
+    labels = batches["forget"]["labels"]
+    total, count = 0.0, 0
+    for b in range(3):
+        for t in range(1, labels.shape[1]):
+            if labels[b, t] == -100:
+                continue
+            teacher = ref_logits[b, t - 1].double().clone()
+            teacher[labels[b, t]] -= 10.0
+            total += F.cross_entropy(logits[b, t - 1:t].double(), torch.softmax(teacher, -1)[None]).item()
+            count += 1
+    assert loss.item() == pytest.approx(total / count, rel=1e-5)
+
+
+def test_idk_dpo_prefers_the_refusal_against_the_reference(setup):
+    model, collate, forget, batches = setup
+    method = get_method("idk_dpo")()
+    streams = method.prepare_streams({"forget": forget, "retain": forget[:1]})
+    assert list(streams) == ["forget", "forget_idk", "retain"]
+    assert [e.answer for e in streams["forget_idk"]] == [refusal_for(e.question) for e in forget]
+    assert [e.question for e in streams["forget_idk"]] == [e.question for e in forget]
+    batches = {**batches, "forget_idk": collate.encode(streams["forget_idk"])}
+    with torch.no_grad():
+        same, _ = method.loss(model, batches, lambda batch: forward_logits(model, batch))
+        assert same.item() == pytest.approx((2 / 0.1) * math.log(2) + retain_ce(model, batches), rel=1e-5)
+        reference = perturbed(model)
+        cache = {}
+        fixed = lambda batch: cache.setdefault(id(batch), reference(batch))  # noqa: E731
+        loss, _ = method.loss(model, batches, fixed)
+        ratios = {}
+        for stream in ("forget", "forget_idk"):
+            labels = batches[stream]["labels"]
+            own = per_token(model(**batches[stream]).logits, labels)
+            ref = per_token(cache[id(batches[stream])], labels)
+            ratios[stream] = [sum(lp for r, lp in own if r == b) - sum(lp for r, lp in ref if r == b)
+                              for b in range(3)]
+    dpo = [-(2 / 0.1) * math.log(1 / (1 + math.exp(-0.1 * (w - l))))
+           for w, l in zip(ratios["forget_idk"], ratios["forget"])]
+    assert loss.item() == pytest.approx(sum(dpo) / 3 + retain_ce(model, batches), rel=1e-5)
+
+
+def test_idk_nll_trains_on_refusals(setup):
+    model, collate, forget, batches = setup
+    method = get_method("idk_nll")()
+    streams = method.prepare_streams({"forget": forget, "retain": forget})
+    assert list(streams) == ["forget_idk", "retain"]
+    idk = collate.encode(streams["forget_idk"])
+    tokenizer = collate.tokenizer
+    answers = [tokenizer.decode(row[row != -100], skip_special_tokens=True).strip() for row in idk["labels"]]
+    assert answers == [refusal_for(e.question) for e in forget] and set(answers) <= set(REFUSALS)
+    with torch.no_grad():
+        loss, _ = method.loss(model, {"forget_idk": idk, "retain": batches["retain"]}, None)
+    assert loss.item() == pytest.approx(model(**idk).loss.item() + retain_ce(model, batches), rel=1e-5)
+
+
+def test_refusals_spread_over_the_list_and_aligned_streams_stay_paired():
+    questions = [e.question for e in data.load_examples("mini", "forget", "text-only", forget_ratio=10)]
+    assert len({refusal_for(q) for q in questions}) >= 15  # 116 questions over 20 refusals
+    forget = data.load_examples("mini", "forget", "text-only", forget_ratio=10)
+    method = get_method("idk_dpo")()
+    streams = method.prepare_streams({"forget": forget, "retain": forget[:7]})
+    ds = data.PairedDataset(streams, seed=3, aligned=method.aligned_streams)
+    for i in range(len(ds)):
+        assert ds[i]["forget"].question == ds[i]["forget_idk"].question
+    with pytest.raises(ValueError, match="must align"):
+        data.PairedDataset({"forget": forget, "forget_idk": forget[:3]}, aligned=("forget_idk",))
+
+
+@pytest.mark.parametrize("name", ["simnpo", "idk_nll", "idk_dpo", "wga", "satimp", "undial"])
+def test_one_full_fine_tuning_step_changes_the_language_model(setup, tmp_path, name):
+    from safetensors.torch import load_file
+
+    from unlearners import api
+    from unlearners.config import DataArguments, ModelArguments, UnlearnTrainingArguments
+
+    model = setup[0]
+    base = model.name_or_path
+    out = api.run(name, ModelArguments(model=base, lora=False), DataArguments(source="mini", forget_ratio=10),
+                  UnlearnTrainingArguments(output_dir=str(tmp_path / "out"), use_cpu=True, max_steps=1,
+                                           learning_rate=1e-2, per_device_train_batch_size=2, disable_tqdm=True,
+                                           save_strategy="no", report_to=[]))
+    before, after = load_file(f"{base}/model.safetensors"), load_file(str(out / "model.safetensors"))
+    changed = {k for k in before if not torch.equal(before[k], after[k])}
+    assert any(k.startswith("language_model.") for k in changed)
+    assert not any(k.startswith("vision_tower.") for k in changed)  # frozen by default
+    reloaded = AutoModelForImageTextToText.from_pretrained(out)
+    assert reloaded.config.model_type == "llava"
