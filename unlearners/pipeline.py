@@ -19,7 +19,12 @@ On the embedded default (``--source mini``, no ``--base_model``) on a CPU:
 With ``--source path/to/ft_qa.jsonl --splits splits.json`` (the real profile
 text, no images) the pipeline is text-only: vanilla fine-tuning on every
 pair, the methods on the forget set, and a generation probe (ROUGE-L of
-greedy answers to training questions of forget vs retain profiles).
+greedy answers to training questions of forget vs retain profiles). The
+questions name the person (``--named``, :func:`unlearners.data.named_jsonl`:
+sent without the image, "this person" is the same question for everyone);
+``--profiles N`` trains on N profiles with the forget share kept
+(:func:`unlearners.data.cut_jsonl`); ``--method_args npo.retain_weight=3``
+sets a method's hyper-parameters.
 
 Every stage records in ``manifest.json`` a key hashing its settings, its
 data, its upstream stages' keys, the seed and the package version; a rerun
