@@ -187,3 +187,44 @@ def test_one_full_fine_tuning_step_changes_the_language_model(setup, tmp_path, n
     assert not any(k.startswith("vision_tower.") for k in changed)  # frozen by default
     reloaded = AutoModelForImageTextToText.from_pretrained(out)
     assert reloaded.config.model_type == "llava"
+
+
+def test_rmu_pushes_forget_activations_to_the_scaled_direction(setup):
+    from unlearners.methods.rmu import RMUConfig
+    from unlearners.model import frozen_copy_reference
+
+    model, _, _, batches = setup
+    method = get_method("rmu")(RMUConfig(steering_coeff=3.0, alpha=2.0, seed=4))
+    assert method.layer_index(model) == 0  # 2 decoder layers: not more than 7, so (2 - 1) // 2
+    with torch.no_grad():
+        loss, parts = method.loss(model, batches, frozen_copy_reference(model, "cpu"))
+        hidden = model(**{k: v for k, v in batches["forget"].items() if k != "labels"},
+                       output_hidden_states=True).hidden_states[1]
+    assert parts["retain_activation_mse"] == pytest.approx(0.0, abs=1e-10)  # the reference is the model
+    u = torch.rand(hidden.shape[-1], generator=torch.Generator().manual_seed(4)).double()
+    target = 3.0 * u / math.sqrt(float((u ** 2).sum()))
+    labels = batches["forget"]["labels"]
+    squares = [float(((hidden[b, t].double() - target) ** 2).mean())
+               for b in range(labels.shape[0]) for t in range(labels.shape[1]) if labels[b, t] != -100]
+    assert loss.item() == pytest.approx(sum(squares) / len(squares), rel=1e-5)
+
+
+@pytest.mark.parametrize("lora", [False, True])
+def test_rmu_trains_only_the_chosen_down_projections(setup, tmp_path, lora):
+    from unlearners import api
+    from unlearners.config import DataArguments, ModelArguments, UnlearnTrainingArguments
+
+    base = setup[0].name_or_path
+    trainer = api.build_trainer(get_method("rmu")(), ModelArguments(model=base, lora=lora),
+                                DataArguments(source="mini", forget_ratio=10),
+                                UnlearnTrainingArguments(output_dir=str(tmp_path), use_cpu=True, max_steps=1,
+                                                         report_to=[], disable_tqdm=True))
+    trainable = [n for n, p in trainer.model.named_parameters() if p.requires_grad]
+    suffix = ["layers.0.mlp.down_proj.lora_A.default.weight", "layers.0.mlp.down_proj.lora_B.default.weight"] \
+        if lora else ["layers.0.mlp.down_proj.weight"]
+    assert [n.split("language_model.")[-1] for n in trainable] == suffix
+    before = {n: p.detach().clone() for n, p in trainer.model.named_parameters()}
+    trainer.train()
+    changed = [n for n, p in trainer.model.named_parameters() if not torch.equal(before[n], p)]
+    # under LoRA, B starts at zero, so A's first gradient is zero: only B moves in step one
+    assert changed == (trainable[1:] if lora else trainable)

@@ -28,9 +28,8 @@ from .collator import make_collator
 from .config import DataArguments, ModelArguments, UnlearnTrainingArguments
 from .data import Example, PairedDataset, load_subsets
 from .methods import Method, MethodConfig, get_method
-from .model import (adapter_disabled_reference, apply_lora, freeze_parts, frozen_copy_reference, load_model,
+from .model import (FrozenReference, adapter_disabled_reference, apply_lora, freeze_parts, frozen_copy_reference, load_model,
                     pick_dtype)
-from .methods.losses import forward_logits
 from .released import (SEQUENTIAL_PASS_METHODS, ReleasedCollator, SequentialPasses, check_released,
                        released_layout, released_optimizer_defaults)
 from .trainer import UnlearnTrainer
@@ -57,8 +56,7 @@ def build_reference(method: Method, margs: ModelArguments, model, device, dtype)
         return None
     if margs.reference_model:
         ref, _ = load_model(margs, margs.reference_model, dtype)
-        ref = ref.to(device).eval().requires_grad_(False)
-        return lambda batch: forward_logits(ref, batch)
+        return FrozenReference(ref.to(device).eval().requires_grad_(False))
     return adapter_disabled_reference(model) if margs.lora else frozen_copy_reference(model, device)
 
 
@@ -115,6 +113,7 @@ def build_trainer(method: Method, margs: ModelArguments, data: DataArguments | d
         model = apply_lora(model, margs, gaussian_init=released)
     else:
         freeze_parts(model, margs)
+    method.restrict_trainable(model)
     if targs.gradient_checkpointing and targs.gradient_checkpointing_kwargs is None:
         targs.gradient_checkpointing_kwargs = {"use_reentrant": False}
     reference = build_reference(method, margs, model, targs.device, torch_dtype)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import re
 
@@ -9,7 +10,7 @@ import torch
 
 from .config import ModelArguments
 from .methods.base import Reference
-from .methods.losses import forward_logits
+from .methods.losses import model_inputs
 
 #: Name fragments of the vision encoder and of the vision-to-text projector across VLM families.
 VISION_PARTS = ("vision_tower", "vision_model", "visual")
@@ -48,6 +49,11 @@ def _in_part(name: str, parts: tuple[str, ...]) -> bool:
     return any(re.search(rf"(^|\.){p}(\.|$)", name) for p in parts)
 
 
+def in_language_model(name: str) -> bool:
+    """Whether a parameter or module name is outside the vision tower and the projector."""
+    return not _in_part(name, VISION_PARTS + PROJECTOR_PARTS)
+
+
 def language_model_linear_names(model) -> list[str]:
     """Qualified names of the language model's ``nn.Linear`` layers (not vision, projector or ``lm_head``).
 
@@ -55,7 +61,7 @@ def language_model_linear_names(model) -> list[str]:
         ValueError: none found.
     """
     names = [name for name, module in model.named_modules()
-             if isinstance(module, torch.nn.Linear) and not _in_part(name, VISION_PARTS + PROJECTOR_PARTS)
+             if isinstance(module, torch.nn.Linear) and in_language_model(name)
              and not name.endswith("lm_head")]
     if not names:
         raise ValueError(f"no language-model linear layer found in {type(model).__name__}")
@@ -92,15 +98,35 @@ def freeze_parts(model, args: ModelArguments) -> None:
             param.requires_grad_(False)
 
 
+class FrozenReference:
+    """The frozen reference model: ``reference(batch)`` -> logits (batch, seq, vocab), no gradients.
+
+    ``reference.hidden_states(batch)`` gives the per-layer hidden states
+    (``output_hidden_states``: a tuple of (batch, seq, hidden), embeddings
+    first) for activation-level methods (RMU). ``adapters_off``: the model is a
+    PEFT model whose adapters are switched off for each call (its base weights).
+    """
+
+    def __init__(self, model, adapters_off: bool = False):
+        self.model, self.adapters_off = model, adapters_off
+
+    def _forward(self, batch: dict, **kwargs):
+        with torch.no_grad(), (self.model.disable_adapter() if self.adapters_off else contextlib.nullcontext()):
+            return self.model(**model_inputs(batch), **kwargs)
+
+    def __call__(self, batch: dict) -> torch.Tensor:
+        return self._forward(batch).logits
+
+    def hidden_states(self, batch: dict) -> tuple[torch.Tensor, ...]:
+        """Per-layer hidden states of the reference: (layers + 1) x (batch, seq, hidden)."""
+        return self._forward(batch, output_hidden_states=True).hidden_states
+
+
 def frozen_copy_reference(model, device) -> Reference:
     """Reference = a frozen copy of ``model`` as it is now (the vanilla model), on ``device``."""
-    reference = copy.deepcopy(model).to(device).eval().requires_grad_(False)
-    return lambda batch: forward_logits(reference, batch)
+    return FrozenReference(copy.deepcopy(model).to(device).eval().requires_grad_(False))
 
 
 def adapter_disabled_reference(peft_model) -> Reference:
     """Reference = the LoRA model with its adapters switched off (the base weights: no extra memory)."""
-    def reference(batch):
-        with peft_model.disable_adapter():
-            return forward_logits(peft_model, batch)
-    return reference
+    return FrozenReference(peft_model, adapters_off=True)

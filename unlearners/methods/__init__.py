@@ -10,13 +10,14 @@ from .idk_dpo import IdkDPO
 from .idk_nll import IdkNLL
 from .kl_min import KLMin
 from .npo import NPO
+from .rmu import RMU
 from .satimp import SatImp
 from .simnpo import SimNPO
 from .undial import UNDIAL
 from .wga import WGA
 
 METHODS: dict[str, type[Method]] = {m.name: m for m in (FineTune, GA, GradDiff, KLMin, NPO, SimNPO, IdkNLL, IdkDPO,
-                                                        WGA, SatImp, UNDIAL)}
+                                                        WGA, SatImp, UNDIAL, RMU)}
 
 
 def get_method(name: str) -> type[Method]:

@@ -16,7 +16,8 @@ from typing import Callable, ClassVar
 
 import torch
 
-#: ``reference(batch) -> logits`` (batch, seq, vocab) of the frozen reference model, without gradients.
+#: ``reference(batch) -> logits`` (batch, seq, vocab) of the frozen reference model, without gradients
+#: (:class:`unlearners.model.FrozenReference`, which also gives ``reference.hidden_states(batch)``).
 Reference = Callable[[dict], torch.Tensor]
 
 
@@ -58,6 +59,9 @@ class Method:
         """The training streams from the loaded ones (``{stream: [Example]}``, :meth:`data_streams`): as they are
         by default; a method may derive streams (refusal answers) here."""
         return streams
+
+    def restrict_trainable(self, model) -> None:
+        """Freeze parameters this method must not change (after LoRA / ``freeze_parts``); nothing by default."""
 
     def loss(self, model, batches: dict[str, dict], reference: Reference | None
              ) -> tuple[torch.Tensor, dict[str, float]]:
