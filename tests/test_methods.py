@@ -168,7 +168,7 @@ def test_refusals_spread_over_the_list_and_aligned_streams_stay_paired():
         data.PairedDataset({"forget": forget, "forget_idk": forget[:3]}, aligned=("forget_idk",))
 
 
-@pytest.mark.parametrize("name", ["simnpo", "idk_nll", "idk_dpo", "wga", "satimp", "undial"])
+@pytest.mark.parametrize("name", ["simnpo", "idk_nll", "idk_dpo", "wga", "satimp", "undial", "mmunlearner"])
 def test_one_full_fine_tuning_step_changes_the_language_model(setup, tmp_path, name):
     from safetensors.torch import load_file
 
@@ -228,3 +228,42 @@ def test_rmu_trains_only_the_chosen_down_projections(setup, tmp_path, lora):
     changed = [n for n, p in trainer.model.named_parameters() if not torch.equal(before[n], p)]
     # under LoRA, B starts at zero, so A's first gradient is zero: only B moves in step one
     assert changed == (trainable[1:] if lora else trainable)
+
+
+def test_mmunlearner_mask_is_the_fisher_ratio_and_masks_only_the_ascent(setup):
+    from unlearners.methods.mmunlearner import MMUnlearnerConfig
+
+    model, collate, forget, batches = setup
+    retain = data.load_examples("mini", "retain", "image+text", forget_ratio=10)[:4]
+    method = get_method("mmunlearner")(MMUnlearnerConfig(retain_weight=0.0))
+    method.prepare(model, {"forget": forget, "retain": retain}, collate, 2, "cpu")
+    # independently: squared gradients of transformers' own loss, batch by batch
+    def fisher(examples):
+        total = {n: torch.zeros_like(p) for n, p in model.named_parameters()}
+        chunks = [examples[i:i + 2] for i in range(0, len(examples), 2)]
+        for chunk in chunks:
+            model.zero_grad()
+            model(**collate.encode(chunk)).loss.backward()
+            for n, p in model.named_parameters():
+                if p.grad is not None:  # unused weights (LLaVA's last vision layer) get none
+                    total[n] += p.grad ** 2 / len(chunks)
+        model.zero_grad()
+        return total
+    f, r = fisher(forget), fisher(retain)
+    for n, p in model.named_parameters():
+        assert torch.equal(method.masks[id(p)], (f[n] + 1e-15) / (r[n] + 1e-15) >= 1.0), n
+    selected, total = method.selected
+    assert total == sum(p.numel() for p in model.parameters()) and 0 < selected < total
+    assert method.card_notes()["mask_selected_percent"] == pytest.approx(100 * selected / total, abs=1e-4)
+    # the forget term's gradient is the plain ascent gradient times the mask
+    loss, _ = method.loss(model, batches, None)
+    loss.backward()
+    masked = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+    model.zero_grad()
+    (-model(**batches["forget"]).loss).backward()
+    for n, p in model.named_parameters():
+        if p.grad is not None:
+            torch.testing.assert_close(masked[n], p.grad * method.masks[id(p)], rtol=1e-4, atol=1e-7)
+        else:
+            assert n not in masked
+    model.zero_grad()

@@ -125,6 +125,7 @@ def build_trainer(method: Method, margs: ModelArguments, data: DataArguments | d
         if method.name in SEQUENTIAL_PASS_METHODS:  # whole forget pass, then whole retain pass; ready batches
             dataset = SequentialPasses(streams, targs.per_device_train_batch_size, seed=targs.seed)
             targs.per_device_train_batch_size = 1
+    method.prepare(model, streams, collator, targs.per_device_train_batch_size, targs.device)
     return UnlearnTrainer(model=model, args=targs, data_collator=collator, train_dataset=dataset,
                           processing_class=processor, method=method, reference=reference)
 
@@ -173,6 +174,6 @@ def run(method_name: str, margs: ModelArguments, data: DataArguments | dict[str,
         return Path(output_dir).resolve()
     save_model(trainer.model, trainer.processing_class, stage)
     settings = settings_of(method, margs, data if isinstance(data, DataArguments) else DataArguments(), targs)
-    write_card(stage, {**settings, **(card or {})})
+    write_card(stage, {**settings, **method.card_notes(), **(card or {})})
     shutil.rmtree(stage / "trainer", ignore_errors=True)
     return publish(output_dir)

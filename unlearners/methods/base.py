@@ -60,6 +60,17 @@ class Method:
         by default; a method may derive streams (refusal answers) here."""
         return streams
 
+    def prepare(self, model, streams: dict[str, list], collator, batch_size: int, device) -> None:
+        """Work done once before training, with the training's own batches (a saliency mask); nothing by default.
+
+        ``streams``: the training streams; ``collator``: the training collator (its ``encode(examples)`` gives one
+        stream's batch); ``batch_size``: per device; ``device``: where the model trains.
+        """
+
+    def card_notes(self) -> dict:
+        """Figures this method adds to the model card (e.g. a mask's size); none by default."""
+        return {}
+
     def restrict_trainable(self, model) -> None:
         """Freeze parameters this method must not change (after LoRA / ``freeze_parts``); nothing by default."""
 
