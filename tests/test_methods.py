@@ -267,3 +267,79 @@ def test_mmunlearner_mask_is_the_fisher_ratio_and_masks_only_the_ascent(setup):
         else:
             assert n not in masked
     model.zero_grad()
+
+
+def test_manu_prunes_the_neurons_the_forget_set_uses_more(setup, tmp_path):
+    import copy
+
+    from unlearners.methods.manu import MANUConfig
+
+    model, collate, forget, _ = setup
+    retain = data.load_examples("mini", "retain", "image+text", forget_ratio=10)[:4]
+    edited = copy.deepcopy(model)
+    method = get_method("manu")(MANUConfig(fraction=0.1))
+    streams = method.prepare_streams({"forget": forget, "retain": retain})
+    assert sorted(streams) == ["forget", "forget_text", "retain", "retain_text"]
+    assert all(e.image is None for e in streams["forget_text"])
+    method.prepare(edited, streams, collate, 2, "cpu")
+
+    # independently: every token's activation entering each down_proj, then the four functions
+    names = [n for n, _ in model.named_modules() if n.endswith("mlp.down_proj") and "language_model" in n]
+    def stats(examples):
+        seen = {n: [] for n in names}
+        handles = [model.get_submodule(n).register_forward_pre_hook(
+            lambda m, args, n=n: seen[n].append(args[0])) for n in names]
+        with torch.no_grad():
+            for i in range(0, len(examples), 2):
+                batch = collate.encode(examples[i:i + 2])
+                before = {n: len(v) for n, v in seen.items()}
+                model(**{k: v for k, v in batch.items() if k != "labels"})
+                for n in names:
+                    seen[n][before[n]] = seen[n][before[n]][batch["attention_mask"].bool()]
+        for h in handles:
+            h.remove()
+        out = {}
+        for n in names:
+            a = torch.cat(seen[n]).double()
+            out[n] = torch.stack([a.abs().mean(0), (a > 0).double().mean(0), a.var(0, unbiased=False),
+                                  a.pow(2).mean(0).sqrt()])
+        return out
+    best = None
+    for f_ex, r_ex in [(forget, retain), (streams["forget_text"], streams["retain_text"])]:
+        f, r = stats(f_ex), stats(r_ex)
+        ratio = torch.cat([f[n] / (r[n] + 1e-8) for n in names], dim=1)
+        score = (ratio / ratio.median(dim=1).values[:, None]).mean(0)
+        best = score if best is None else torch.maximum(best, score)
+    k = round(0.1 * best.numel())
+    chosen = set(torch.argsort(-best, stable=True)[:k].tolist())
+    width = model.get_submodule(names[0]).in_features
+    assert {i + width * j for j, n in enumerate(names) for i in method.pruned[n]} == chosen
+    for j, n in enumerate(names):
+        w_before, w_after = model.get_submodule(n).weight, edited.get_submodule(n).weight
+        idx = method.pruned[n]
+        assert (w_after[:, idx] == 0).all()
+        keep = [i for i in range(width) if i not in idx]
+        assert torch.equal(w_after[:, keep], w_before[:, keep])
+
+
+def test_manu_writes_an_ordinary_checkpoint_without_training(setup, tmp_path):
+    import json
+
+    from safetensors.torch import load_file
+
+    from unlearners import api
+    from unlearners.config import DataArguments, ModelArguments, UnlearnTrainingArguments
+
+    base = setup[0].name_or_path
+    out = api.run("manu", ModelArguments(model=base), DataArguments(source="mini", forget_ratio=10),
+                  UnlearnTrainingArguments(output_dir=str(tmp_path / "out"), use_cpu=True, report_to=[],
+                                           disable_tqdm=True, per_device_train_batch_size=8))
+    before, after = load_file(f"{base}/model.safetensors"), load_file(str(out / "model.safetensors"))
+    changed = sorted(k for k in before if not torch.equal(before[k], after[k]))
+    assert changed and set(changed) <= {"language_model.model.layers.0.mlp.down_proj.weight",
+                                        "language_model.model.layers.1.mlp.down_proj.weight"}
+    card = json.loads((out / "unlearn_config.json").read_text())
+    pruned = sum(len(v) for v in card["pruned_neurons"].values())
+    assert card["lora"] is False and pruned == round(0.05 * 2 * 256)
+    zeroed = sum(int((after[k] == 0).all(dim=0).sum()) for k in changed)
+    assert zeroed == pruned

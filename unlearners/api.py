@@ -86,7 +86,7 @@ def settings_of(method: Method, margs: ModelArguments, data: DataArguments, targ
     return {"method": method.name, "base_model": margs.model, **dataclasses.asdict(method.config),
             "source": data.source, "splits": data.splits, "forget_ratio": data.forget_ratio,
             "modality": data.modality, "train_subset": data.train_subset if "train" in method.data_streams() else None,
-            "lora": margs.lora, "lora_r": margs.lora_r, "lora_alpha": margs.lora_alpha,
+            "lora": margs.lora and not method.training_free, "lora_r": margs.lora_r, "lora_alpha": margs.lora_alpha,
             "lora_dropout": margs.lora_dropout, "reference_model": margs.reference_model,
             "learning_rate": targs.learning_rate, "num_train_epochs": targs.num_train_epochs,
             "max_steps": targs.max_steps, "per_device_train_batch_size": targs.per_device_train_batch_size,
@@ -109,7 +109,7 @@ def build_trainer(method: Method, margs: ModelArguments, data: DataArguments | d
     streams = method.prepare_streams(build_streams(method, data) if isinstance(data, DataArguments) else data)
     torch_dtype = pick_dtype("float32" if targs.use_cpu else dtype)
     model, processor = load_model(margs, dtype=torch_dtype)
-    if margs.lora:
+    if margs.lora and not method.training_free:
         model = apply_lora(model, margs, gaussian_init=released)
     else:
         freeze_parts(model, margs)
@@ -164,7 +164,8 @@ def run(method_name: str, margs: ModelArguments, data: DataArguments | dict[str,
     trainer_args = dataclasses.replace(targs, output_dir=str(staging_dir(output_dir) / "trainer"))
     try:
         trainer = build_trainer(method, margs, data, trainer_args, dtype)
-        trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+        if not method.training_free:  # a training-free method edited the model in build_trainer (prepare)
+            trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     except BaseException:
         if stage is not None and discard_staging(output_dir):
             log.warning("the checkpoints of this run are kept in %s: continue with --resume_from_checkpoint last",

@@ -9,6 +9,7 @@ from .grad_diff import GradDiff
 from .idk_dpo import IdkDPO
 from .idk_nll import IdkNLL
 from .kl_min import KLMin
+from .manu import MANU
 from .mmunlearner import MMUnlearner
 from .npo import NPO
 from .rmu import RMU
@@ -18,7 +19,8 @@ from .undial import UNDIAL
 from .wga import WGA
 
 METHODS: dict[str, type[Method]] = {m.name: m for m in (FineTune, GA, GradDiff, KLMin, NPO, SimNPO, IdkNLL, IdkDPO,
-                                                        WGA, SatImp, UNDIAL, RMU, MMUnlearner)}
+                                                        WGA, SatImp, UNDIAL, RMU, MMUnlearner,
+                                                        MANU)}
 
 
 def get_method(name: str) -> type[Method]:

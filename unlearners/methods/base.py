@@ -40,6 +40,8 @@ class Method:
     streams: ClassVar[tuple[str, ...]]
     config_class: ClassVar[type[MethodConfig]] = MethodConfig
     needs_reference: ClassVar[bool] = False
+    #: an edit, not training: :meth:`prepare` changes the model and no optimiser step follows (MANU)
+    training_free: ClassVar[bool] = False
     #: streams whose item i goes with the first stream's item i (same length; e.g. a refusal per forget question)
     aligned_streams: ClassVar[tuple[str, ...]] = ()
     #: ``--protocol released`` (set by :func:`unlearners.api.run`): the released scripts' loss forms.
