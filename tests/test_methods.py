@@ -194,7 +194,7 @@ def test_rmu_pushes_forget_activations_to_the_scaled_direction(setup):
     from unlearners.model import frozen_copy_reference
 
     model, _, _, batches = setup
-    method = get_method("rmu")(RMUConfig(steering_coeff=3.0, alpha=2.0, seed=4))
+    method = get_method("rmu")(RMUConfig(steering_coeff=3.0, alpha=2.0, direction_seed=4))
     assert method.layer_index(model) == 0  # 2 decoder layers: not more than 7, so (2 - 1) // 2
     with torch.no_grad():
         loss, parts = method.loss(model, batches, frozen_copy_reference(model, "cpu"))

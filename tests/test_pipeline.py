@@ -257,3 +257,14 @@ def test_real_text_mode_names_people_cuts_profiles_and_reports_the_probe(tmp_pat
         scores = json.loads((out / "results" / f"{stem}.json").read_text())
         assert (scores["forget_questions"], scores["retain_questions"]) == (2, 4)  # 2 named pairs; --probe_questions
         assert f"| {name} | {scores['forget_rougeL']:.3f} | {scores['retain_rougeL']:.3f} |" in text
+
+
+def test_methods_all_is_every_unlearning_method():
+    from unlearners.methods import METHODS
+    from unlearners.pipeline import expand_methods
+
+    every = expand_methods(("all",))
+    assert every == tuple(m for m in METHODS if m != "finetune") and len(every) == 13
+    assert expand_methods(("npo", "all"))[0] == "npo" and len(expand_methods(("npo", "all"))) == 13
+    with pytest.raises(ValueError, match="unknown method 'nope'"):
+        expand_methods(("ga", "nope"))

@@ -78,7 +78,7 @@ class PipelineConfig:
     source: str = "mini"
     splits: str | None = None
     forget_ratio: int = 10
-    methods: tuple[str, ...] = ("ga", "grad_diff", "kl_min", "npo")
+    methods: tuple[str, ...] = ("ga", "grad_diff", "kl_min", "npo")  # "all": every registered method
     modalities: tuple[str, ...] = MODALITIES
     seed: int = 0
     device: str = "cpu"
@@ -276,6 +276,24 @@ def method_config(cfg: PipelineConfig, method: str):
     return cls(**values)
 
 
+def expand_methods(methods: tuple[str, ...]) -> tuple[str, ...]:
+    """``--methods`` with ``all`` replaced by every registered unlearning method (registry order, not
+    ``finetune``), duplicates dropped.
+
+    Raises:
+        ValueError: an unknown method name (the message lists the known ones).
+    """
+    from .methods import METHODS
+
+    names = []
+    for name in methods:
+        for one in ([m for m in METHODS if m != "finetune"] if name == "all" else [name]):
+            get_method(one)
+            if one not in names:
+                names.append(one)
+    return tuple(names)
+
+
 def check_method_args(cfg: PipelineConfig) -> None:
     """Every ``--method_args`` entry names a method of ``--methods`` and a setting it has (before any stage runs).
 
@@ -384,6 +402,7 @@ def run_pipeline(cfg: PipelineConfig, log=print) -> str:
     if cfg.released and cfg.text_jsonl:
         raise ValueError("--protocol released trains image+text pairs (the released scripts have no text-only path): "
                          "it needs an evaluation-schema source (mini, hub or a mirror), not JSON Lines text")
+    cfg = dataclasses.replace(cfg, methods=expand_methods(cfg.methods))
     check_method_args(cfg)
     if cfg.text_jsonl and cfg.named:  # text-only "this person" questions cannot tell people apart
         cfg = dataclasses.replace(cfg, source=str(named_jsonl(cfg.source, out / "data" / "named.jsonl")))

@@ -3,7 +3,7 @@
 Loss: ``mean_t ||h_theta(x_f)_t - c u||^2 / d + alpha * mean_t ||h_theta(x_r)_t - h_ref(x_r)_t||^2 / d``,
 ``h`` the output of decoder layer ``layer`` of the language model, ``t`` over
 answer positions, ``d`` the hidden size, ``u`` a fixed random direction
-(uniform in [0, 1)^d, normalised; drawn with ``seed``), ``h_ref`` the frozen
+(uniform in [0, 1)^d, normalised; drawn with ``direction_seed``), ``h_ref`` the frozen
 starting model (Li et al. 2024, "The WMDP Benchmark", Sec. 5, Eq. 1-2). Only
 the chosen parameters train: by default the MLP down-projections of layers
 ``layer - 2 .. layer`` (the paper's ``param_ids``), under LoRA their adapters.
@@ -31,13 +31,13 @@ log = logging.getLogger(__name__)
 class RMUConfig(MethodConfig):
     """``layer``: decoder layer (0-based); ``steering_coeff``: ``c``; ``alpha``: retain weight;
     ``params``: which parameters train (``wmdp``: down-projections of layers layer-2..layer; ``all``; or a
-    regular expression on parameter names); ``seed``: of the random direction."""
+    regular expression on parameter names); ``direction_seed``: of the random direction."""
 
     layer: int = 7
     steering_coeff: float = 6.5
     alpha: float = 1200.0
     params: str = "wmdp"
-    seed: int = 0
+    direction_seed: int = 0
 
 
 def masked_mse(a: torch.Tensor, b: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -99,8 +99,8 @@ class RMU(Method):
             raise ValueError(f"RMU: no trainable parameter matches {pattern!r} (set --params all or a pattern)")
 
     def control_vector(self, hidden: int) -> torch.Tensor:
-        """``c u``: (hidden,), ``u`` uniform in [0, 1)^hidden normalised to length 1, drawn with ``seed``."""
-        u = torch.rand(hidden, generator=torch.Generator().manual_seed(self.config.seed))
+        """``c u``: (hidden,), ``u`` uniform in [0, 1)^hidden normalised to length 1, drawn with ``direction_seed``."""
+        u = torch.rand(hidden, generator=torch.Generator().manual_seed(self.config.direction_seed))
         return u / u.norm() * self.config.steering_coeff
 
     def loss(self, model, batches, reference):
