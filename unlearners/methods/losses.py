@@ -102,3 +102,10 @@ def weighted_ascent(logits: torch.Tensor, labels: torch.Tensor, weight) -> torch
     logp, mask = token_logprobs(logits, labels)
     w = weight(logp.detach().exp())
     return (w * logp * mask).sum() / mask.sum().clamp(min=1)
+
+
+def device_batches(collator, examples: list, batch_size: int, device):
+    """One pass over ``examples`` in the training collator's batches (``collator.encode``), moved to ``device``."""
+    for i in range(0, len(examples), batch_size):
+        batch = collator.encode(examples[i:i + batch_size])
+        yield {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}

@@ -36,7 +36,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .base import Method, MethodConfig
-from .losses import model_inputs
+from .losses import device_batches, model_inputs
 
 log = logging.getLogger(__name__)
 
@@ -129,12 +129,7 @@ class MANU(Method):
         """Score the neurons and prune the top ``fraction`` (in place)."""
         model.to(device)
         modules = mlp_down_projections(model)
-
-        def batches(examples):
-            for i in range(0, len(examples), batch_size):
-                yield {k: v.to(device) if torch.is_tensor(v) else v
-                       for k, v in collator.encode(examples[i:i + batch_size]).items()}
-
+        batches = lambda examples: device_batches(collator, examples, batch_size, device)  # noqa: E731
         scores = None
         for suffix in ("", "_text"):
             if f"forget{suffix}" not in streams:

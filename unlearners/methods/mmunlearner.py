@@ -27,7 +27,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .base import Method, MethodConfig
-from .losses import answer_nll, batch_nll, model_inputs
+from .losses import answer_nll, batch_nll, device_batches, model_inputs
 
 log = logging.getLogger(__name__)
 
@@ -74,12 +74,7 @@ class MMUnlearner(Method):
     def prepare(self, model, streams, collator, batch_size, device):
         """Compute the saliency mask from one pass over each of the forget and retain sets."""
         model.to(device)
-
-        def batches(examples):
-            for i in range(0, len(examples), batch_size):
-                yield {k: v.to(device) if torch.is_tensor(v) else v
-                       for k, v in collator.encode(examples[i:i + batch_size]).items()}
-
+        batches = lambda examples: device_batches(collator, examples, batch_size, device)  # noqa: E731
         forget = diagonal_fisher(model, batches(streams["forget"]), "Fisher, forget set")
         retain = diagonal_fisher(model, batches(streams["retain"]), "Fisher, retain set")
         self.masks = {key: (forget[key] + 1e-15) / (retain[key] + 1e-15) >= self.config.threshold for key in forget}
