@@ -190,6 +190,34 @@ def test_unlearning_lora_full_text_only(family, root):
             assert all(torch.equal(before[k], after[k]) for k in tower), family
 
 
+@pytest.mark.parametrize("family", FAMILIES)
+def test_activation_and_mask_methods_on_every_family(family, root):
+    """RMU (full: only the chosen down-projections change), MMUnlearner (LoRA) and MANU (only down-projection
+    columns zeroed) on a few examples of each architecture; each checkpoint reloads."""
+    from transformers import AutoModelForImageTextToText
+
+    from unlearners.data import load_examples
+
+    base = _build(family, root)
+    before = load_file(f"{base}/model.safetensors")
+    forget = load_examples("mini", "forget", "image+text", forget_ratio=10)[:4]
+    retain = load_examples("mini", "retain", "image+text", forget_ratio=10)[:4]
+    for method, lora in (("rmu", False), ("mmunlearner", True), ("manu", False)):
+        out = root / f"{family}-{method}"
+        args = UnlearnTrainingArguments(output_dir=str(out), use_cpu=True, max_steps=1, learning_rate=5e-2,
+                                        disable_tqdm=True, seed=0, per_device_train_batch_size=2, report_to=[])
+        api.run(method, ModelArguments(model=base, lora=lora), {"forget": forget, "retain": retain}, args)
+        after = load_file(f"{out}/model.safetensors")
+        changed = [k for k in before if not torch.equal(before[k], after[k])]
+        assert changed, (family, method)
+        if method != "mmunlearner":
+            assert all(k.endswith("mlp.down_proj.weight") and not _in_part(k, VISION_PARTS) for k in changed), \
+                (family, method, changed)
+        if method == "manu":
+            assert all(((after[k] == 0).all(dim=0) | (after[k] == before[k]).all(dim=0)).all() for k in changed)
+        AutoModelForImageTextToText.from_pretrained(out)
+
+
 def test_prefix_lm_labels_are_the_answer_and_eos(root):
     """PaliGemma (no chat template): prefix = image tokens, one BOS, the question, a newline; labels = the answer
     and <eos>, through the processor's suffix API (image+text) or the tokenizer (text-only)."""
