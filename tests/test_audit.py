@@ -65,3 +65,19 @@ def test_token_stats_match_the_logits(tmp_path):
                                                                      pytest.approx(sigma, abs=1e-9))
     loglik, _ = lm._continuation_logprob(context, answer, [image])
     assert loglik == pytest.approx(float(stats["logp"].sum()), abs=1e-5)
+
+
+def test_truth_ratio_and_forget_quality():
+    from scipy import stats
+
+    from unlearners.audit.forget_quality import forget_quality, truth_ratio
+
+    # correct option: 3 tokens, log p = -1.5 -> per-token p = e^-0.5; distractors: e^-1 and e^-2 per token
+    r = truth_ratio((-1.5, 3), [(-2.0, 2), (-8.0, 4)])
+    assert r == pytest.approx(((math.exp(-1) + math.exp(-2)) / 2) / math.exp(-0.5))
+    with pytest.raises(ValueError, match="at least one distractor"):
+        truth_ratio((-1.0, 1), [])
+    same = [0.2, 0.5, 0.9, 0.4, 0.7]
+    assert forget_quality(same, same) == 1.0  # the retrained model against itself
+    a, b = [0.1, 0.15, 0.2, 0.12, 0.18, 0.11], [0.8, 0.9, 0.95, 0.85, 0.7, 0.99]
+    assert forget_quality(a, b) == pytest.approx(stats.ks_2samp(a, b).pvalue) and forget_quality(a, b) < 0.01
