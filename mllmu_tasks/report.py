@@ -403,7 +403,12 @@ def headline_markdown(rows: list[dict], methods: list[str], set_name: str = "for
                      f"[{r['low']:+.3f}, {r['high']:+.3f}] | {r['p']:.3f} | {r['forgot_more']} | {r['paper']} | "
                      f"{'yes' if r['agrees'] else 'no'} |")
     agree = [kinds[r["kind"]] for r in rows if r["agrees"]]
+    if not agree:
+        verdict = "holds for no task kind"
+    elif len(agree) == len(rows):
+        verdict = "holds for " + ", ".join(agree)
+    else:
+        verdict = f"holds for {', '.join(agree)} and not for the rest"
     lines += ["", f"The paper found text-only unlearning forgets more on generation and cloze, image+text "
-              f"unlearning on classification. Here it {'holds for ' + ', '.join(agree) if agree else 'holds for no task kind'}"
-              f"{'' if len(agree) == len(rows) else ' and not for the rest'} ({len(agree)} of {len(rows)})."]
+              f"unlearning on classification. Here it {verdict} ({len(agree)} of {len(rows)})."]
     return "\n".join(lines) + "\n"

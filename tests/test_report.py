@@ -145,6 +145,9 @@ def test_the_headline_section_follows_the_results(tmp_path):
     assert row["low"] > 0 and row["forgot_more"] == "image+text" and row["paper"] == "image+text" and row["agrees"]
     text = report.headline_markdown([row], ["ga", "npo"])
     assert f"| classification | acc | 6 | {expected:+.3f} |" in text and "holds for classification (1 of 1)" in text
+    other = {**row, "kind": "gen", "metric": "rougeL", "agrees": False}
+    assert "holds for classification and not for the rest (1 of 2)" in report.headline_markdown([row, other], ["ga"])
+    assert "holds for no task kind (0 of 1)" in report.headline_markdown([other], ["ga"])
 
     out = tmp_path / "run"
     for (method, modality), tasks in runs.items():
