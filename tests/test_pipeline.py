@@ -268,3 +268,15 @@ def test_methods_all_is_every_unlearning_method():
     assert expand_methods(("npo", "all"))[0] == "npo" and len(expand_methods(("npo", "all"))) == 13
     with pytest.raises(ValueError, match="unknown method 'nope'"):
         expand_methods(("ga", "nope"))
+
+
+def test_data_hash_follows_the_files_not_the_folder(small_source, tmp_path):
+    import shutil
+
+    from unlearners.pipeline import PipelineConfig, data_hash
+
+    copy = shutil.copytree(small_source, tmp_path / "elsewhere")
+    assert data_hash(PipelineConfig(source=str(copy))) == data_hash(PipelineConfig(source=small_source))
+    changed = next(copy.glob("forget_15/*.parquet"))
+    changed.write_bytes(changed.read_bytes() + b"\0")
+    assert data_hash(PipelineConfig(source=str(copy))) != data_hash(PipelineConfig(source=small_source))

@@ -139,14 +139,16 @@ def file_hash(path: str | Path) -> str:
 
 
 def data_hash(cfg: PipelineConfig) -> str:
-    """Hash of the data: every parquet of a local source, the JSONL and splits files, or the hub id."""
+    """Hash of the data: every parquet of a local source (by configuration, file name and content, not by
+    where the folder is: a moved or re-cloned checkout resumes), the JSONL and splits files, or the hub id."""
     parts = []
     if cfg.text_jsonl:
         parts.append(file_hash(cfg.source))
     else:
         source = resolve_source(cfg.source, flag="--source")
         files = sorted(Path(source.location).glob("*/*.parquet")) if source.kind == "local" else []
-        parts += [source.location] + [f"{f.parent.name}/{f.name}:{file_hash(f)}" for f in files]
+        parts += ["local" if source.kind == "local" else source.location]
+        parts += [f"{f.parent.name}/{f.name}:{file_hash(f)}" for f in files]
     if cfg.splits:
         parts.append(file_hash(cfg.splits))
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()
