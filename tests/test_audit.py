@@ -81,3 +81,32 @@ def test_truth_ratio_and_forget_quality():
     assert forget_quality(same, same) == 1.0  # the retrained model against itself
     a, b = [0.1, 0.15, 0.2, 0.12, 0.18, 0.11], [0.8, 0.9, 0.95, 0.85, 0.7, 0.99]
     assert forget_quality(a, b) == pytest.approx(stats.ks_2samp(a, b).pvalue) and forget_quality(a, b) < 0.01
+
+
+def test_membership_scores_cover_the_training_labels(tmp_path):
+    """The audit's scored span is the training collator's labelled span, token for token."""
+    from transformers import AutoProcessor
+
+    from mllmu_tasks.backend import MLLMUVisionLM
+    from mllmu_tasks.mini.tiny_vlm import build_tiny_vlm
+    from unlearners import data
+    from unlearners.audit.likelihood import membership_scores
+    from unlearners.collator import AnswerOnlyCollator
+
+    path = build_tiny_vlm(tmp_path / "m", size="test")
+    lm = MLLMUVisionLM(pretrained=str(path), device="cpu", batch_size=1)
+    examples = data.load_examples("mini", "forget", "image+text", forget_ratio=10)[:3]
+    collate = AnswerOnlyCollator(AutoProcessor.from_pretrained(path))
+    for with_image in (True, False):
+        scores = membership_scores(lm, examples, with_image=with_image)
+        for example, row in zip(examples, scores):
+            shown = example if with_image else data.Example(example.profile_id, example.question, example.answer, None)
+            batch = collate.encode([shown])
+            with torch.no_grad():
+                logits = lm.model(**{k: v for k, v in batch.items() if k != "labels"}).logits[0].double()
+            labels = batch["labels"][0]
+            logps = [torch.log_softmax(logits[t - 1], -1)[labels[t]].item()
+                     for t in range(1, labels.shape[0]) if labels[t] != -100]
+            assert row["image"] is with_image
+            assert row["loss"] == pytest.approx(sum(logps) / len(logps), abs=1e-5)
+            assert row["zlib"] == pytest.approx(sum(logps) / len(zlib.compress(example.answer.encode())), abs=1e-5)
