@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The main job on the embedded default, offline, on a CPU (7-9 minutes on 2 cores, setup included):
+# The main job on the embedded default, offline, on a CPU (about 8 minutes on 2 cores, setup included):
 # set up .venv, then mllmu-pipeline: build the tiny VLM, pre-train it on the celebrity
 # stand-ins, fine-tune the vanilla model on the fictitious profiles, unlearn with GA,
 # GradDiff, KL_Min and NPO (image+text and text-only) at forget ratio 10 %, score every
