@@ -196,16 +196,10 @@ class MLLMUVisionLM(HFMultimodalLM):
                                                       return_tensors="pt").to(self.device, self.model.dtype)
 
     @torch.no_grad()
-    def continuation_token_stats(self, context: str, continuation: str, images: list) -> dict[str, torch.Tensor]:
-        """Per continuation token: its log-probability and the model's own log-probability moments there.
-
-        One request, encoded as :meth:`loglikelihood` encodes it (context and
-        context + continuation with the same images). Returns tensors of shape
-        (continuation tokens,): ``logp`` = log p(x_t | x_<t, images) (float32, as
-        lm-eval's likelihoods); ``mean`` = E_{z ~ p}[log p(z)] and ``std`` = its
-        standard deviation over the vocabulary at that position (float64; the
-        statistics of Min-K%++, Zhang et al. 2024, Eq. 2); ``greedy``: whether each
-        token is the argmax (bool).
+    def _continuation_logits(self, context: str, continuation: str, images: list
+                             ) -> tuple[torch.Tensor, torch.Tensor]:
+        """One request encoded as :meth:`loglikelihood` encodes it (context and context + continuation with the
+        same images): ``(logits predicting each continuation token (tokens, vocab), float32; those tokens)``.
 
         Raises:
             ValueError: the context's tokens are not a prefix of the full text's tokens.
@@ -215,18 +209,37 @@ class MLLMUVisionLM(HFMultimodalLM):
         n = ctx.shape[0]
         if n >= end or not torch.equal(ids[:n], ctx):
             raise ValueError(f"the context's tokens are not a prefix of context + continuation ({continuation!r})")
-        logits = self.model(**full).logits[0, n - 1:end - 1].float()
-        targets = ids[n:end]
-        logp = torch.log_softmax(logits, dim=-1).gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+        return self.model(**full).logits[0, n - 1:end - 1].float(), ids[n:end]
+
+    @staticmethod
+    def _token_logprobs(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """log p of each target token (tokens,), float32 as lm-eval's likelihoods."""
+        return torch.log_softmax(logits, dim=-1).gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+
+    def continuation_token_stats(self, context: str, continuation: str, images: list) -> dict[str, torch.Tensor]:
+        """Per continuation token: its log-probability and the model's own log-probability moments there.
+
+        One request, encoded as :meth:`loglikelihood` encodes it. Returns
+        tensors of shape (continuation tokens,): ``logp`` = log p(x_t | x_<t,
+        images) (float32, as lm-eval's likelihoods); ``mean`` = E_{z ~ p}[log p(z)]
+        and ``std`` = its standard deviation over the vocabulary at that position
+        (float64; the statistics of Min-K%++, Zhang et al. 2024, Eq. 2);
+        ``greedy``: whether each token is the argmax (bool).
+
+        Raises:
+            ValueError: the context's tokens are not a prefix of the full text's tokens.
+        """
+        logits, targets = self._continuation_logits(context, continuation, images)
         log_probs = torch.log_softmax(logits.double(), dim=-1)
         mean = (log_probs.exp() * log_probs).sum(-1)
         std = ((log_probs.exp() * log_probs ** 2).sum(-1) - mean ** 2).clamp(min=0).sqrt()
-        return {"logp": logp, "mean": mean, "std": std, "greedy": logits.argmax(-1) == targets}
+        return {"logp": self._token_logprobs(logits, targets), "mean": mean, "std": std,
+                "greedy": logits.argmax(-1) == targets}
 
     def _continuation_logprob(self, context: str, continuation: str, images: list) -> tuple[float, bool]:
-        """One request's ``(summed log-probability, all tokens greedy)`` (:meth:`continuation_token_stats`)."""
-        stats = self.continuation_token_stats(context, continuation, images)
-        return float(stats["logp"].sum()), bool(stats["greedy"].all())
+        """One request's ``(summed log-probability, all tokens greedy)`` (no vocabulary moments: the hot path)."""
+        logits, targets = self._continuation_logits(context, continuation, images)
+        return float(self._token_logprobs(logits, targets).sum()), bool((logits.argmax(-1) == targets).all())
 
 
 @contextlib.contextmanager

@@ -66,6 +66,14 @@ def assistant_turn(example: Example) -> dict:
     return {"role": "assistant", "content": [{"type": "text", "text": example.answer}]}
 
 
+def render_turns(processor, example: Example) -> tuple[str, str]:
+    """``(prompt, conversation)`` rendered by the processor's chat template: the user turn with the generation
+    prompt, and the user and assistant turns (what training labels is the conversation after the prompt)."""
+    render = processor.apply_chat_template
+    return (render([user_turn(example)], add_generation_prompt=True),
+            render([user_turn(example), assistant_turn(example)]))
+
+
 class StreamCollator:
     """Collate items ``{stream: Example}`` into ``{stream: batch with labels}``; subclasses encode a stream.
 
@@ -132,9 +140,7 @@ class AnswerOnlyCollator(StreamCollator):
         after the first reuse them)."""
         key = (example.question, example.answer, example.image is not None)
         if key not in self._texts:
-            render = self.processor.apply_chat_template
-            prompt = render([user_turn(example)], add_generation_prompt=True)
-            full = render([user_turn(example), assistant_turn(example)])
+            prompt, full = render_turns(self.processor, example)
             self._texts[key] = (full, *(self.tokenizer(t, **bos_kwargs([t], self.tokenizer))["input_ids"]
                                         for t in (full, prompt)))
         return self._texts[key]

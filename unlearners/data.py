@@ -255,9 +255,9 @@ def cut_jsonl(source: str | Path, splits: str | Path, forget_ratio: int, profile
     if not 2 <= profiles <= len(ids):
         raise ValueError(f"--profiles must be between 2 and {len(ids)} (the profiles in {source}), got {profiles}")
     n_forget = max(1, round(profiles * forget_ratio / 100))
-    present = set(ids)
+    present, retain_ids = set(ids), set(retain_all)
     forget = [i for i in forget_all if i in present][:n_forget]
-    retain = [i for i in ids if i in set(retain_all)][:profiles - n_forget]
+    retain = [i for i in ids if i in retain_ids][:profiles - n_forget]
     if len(forget) < n_forget or len(retain) < profiles - n_forget:
         raise ValueError(f"{splits}: too few forget/retain profiles for --profiles {profiles} at forget ratio "
                          f"{forget_ratio} % ({len(forget)} forget, {len(retain)} retain found)")

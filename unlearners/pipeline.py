@@ -254,6 +254,22 @@ def vanilla_examples(cfg: PipelineConfig) -> list:
     return examples
 
 
+def parse_method_args(text: str) -> dict[str, dict[str, tuple[str, str]]]:
+    """``--method_args`` as ``{method: {field: (value text, the entry)}}``.
+
+    Raises:
+        ValueError: an entry not of the form ``<method>.<field>=<value>`` (names the entry).
+    """
+    parsed: dict[str, dict[str, tuple[str, str]]] = {}
+    for entry in filter(None, (e.strip() for e in text.split(","))):
+        target, _, value = entry.partition("=")
+        name, _, field = target.partition(".")
+        if not value or not field:
+            raise ValueError(f"--method_args entry {entry!r}: expected <method>.<field>=<value>")
+        parsed.setdefault(name, {})[field] = (value, entry)
+    return parsed
+
+
 def method_config(cfg: PipelineConfig, method: str):
     """The method's config: its defaults, with ``--method_args`` entries ``<method>.<field>=<value>`` applied.
 
@@ -263,13 +279,7 @@ def method_config(cfg: PipelineConfig, method: str):
     cls = get_method(method).config_class
     fields = {f.name: f for f in dataclasses.fields(cls)}
     values = {}
-    for entry in filter(None, (e.strip() for e in cfg.method_args.split(","))):
-        target, _, value = entry.partition("=")
-        name, _, field = target.partition(".")
-        if not value or not field:
-            raise ValueError(f"--method_args entry {entry!r}: expected <method>.<field>=<value>")
-        if name != method:
-            continue
+    for field, (value, entry) in parse_method_args(cfg.method_args).get(method, {}).items():
         if field not in fields:
             raise ValueError(f"--method_args entry {entry!r}: {method} has no setting {field!r} "
                              f"(it has {', '.join(fields)})")
@@ -302,9 +312,9 @@ def check_method_args(cfg: PipelineConfig) -> None:
     Raises:
         ValueError: see :func:`method_config`; or an entry for a method that ``--methods`` does not run.
     """
+    named = set(parse_method_args(cfg.method_args))
     for method in cfg.methods:
         method_config(cfg, method)
-    named = {e.split(".")[0].strip() for e in cfg.method_args.split(",") if e.strip()}
     if named - set(cfg.methods):
         raise ValueError(f"--method_args names {', '.join(sorted(named - set(cfg.methods)))}, which --methods "
                          f"({', '.join(cfg.methods)}) does not run")

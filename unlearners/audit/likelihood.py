@@ -13,7 +13,7 @@ import dataclasses
 
 from tqdm.auto import tqdm
 
-from ..collator import assistant_turn, user_turn
+from ..collator import render_turns
 from ..data import Example
 from .attacks import attack_scores
 
@@ -24,9 +24,7 @@ def training_span(processor, example: Example) -> tuple[str, str]:
     Raises:
         ValueError: the template renders the conversation without the prompt as its prefix (names the question).
     """
-    render = processor.apply_chat_template
-    prompt = render([user_turn(example)], add_generation_prompt=True)
-    full = render([user_turn(example), assistant_turn(example)])
+    prompt, full = render_turns(processor, example)
     if not full.startswith(prompt):
         raise ValueError(f"the chat template's conversation does not start with its prompt ({example.question!r})")
     return prompt, full[len(prompt):]
