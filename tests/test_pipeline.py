@@ -280,3 +280,17 @@ def test_data_hash_follows_the_files_not_the_folder(small_source, tmp_path):
     changed = next(copy.glob("forget_15/*.parquet"))
     changed.write_bytes(changed.read_bytes() + b"\0")
     assert data_hash(PipelineConfig(source=str(copy))) != data_hash(PipelineConfig(source=small_source))
+
+
+def test_bad_settings_are_one_line_before_anything_is_written(tmp_path, capsys):
+    from unlearners.pipeline import main
+
+    for args, message in [(["--methods", "nope"], "unknown method 'nope'"),
+                          (["--method_args", "npo.gamma=1"], "npo has no setting 'gamma'"),
+                          (["--profiles", "5"], "--profiles cuts a JSON Lines source"),
+                          (["--suite", "zs"], "--suite must be auto")]:
+        out = tmp_path / "never"
+        with pytest.raises(SystemExit) as exit_info:
+            main([*args, "--out_dir", str(out)])
+        assert str(exit_info.value).startswith("mllmu-pipeline: error: ") and message in str(exit_info.value)
+        assert "\n" not in str(exit_info.value) and not out.exists()

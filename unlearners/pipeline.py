@@ -404,24 +404,40 @@ def write_report(cfg: PipelineConfig, out: Path, results: dict[str, dict], ident
     return text
 
 
-def run_pipeline(cfg: PipelineConfig, log=print) -> str:
-    """Run (or resume) every stage; returns the report's markdown."""
-    out = Path(cfg.out_dir).resolve()
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "pipeline_config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=2))
+def check_config(cfg: PipelineConfig) -> PipelineConfig:
+    """The settings checked before anything is written or loaded; returns them with ``--methods all`` expanded.
+
+    Raises:
+        ValueError: a bad ``--suite``, ``--protocol released`` with JSON Lines text, an unknown method or
+            ``--method_args`` entry, ``--profiles`` without a JSON Lines source and splits.
+    """
     if cfg.suite not in ("auto", "mllmu", "mllmu-zs"):
         raise ValueError(f"--suite must be auto, mllmu (the paper protocol) or mllmu-zs, got {cfg.suite!r}")
     if cfg.released and cfg.text_jsonl:
         raise ValueError("--protocol released trains image+text pairs (the released scripts have no text-only path): "
                          "it needs an evaluation-schema source (mini, hub or a mirror), not JSON Lines text")
+    if cfg.profiles and not (cfg.text_jsonl and cfg.splits):
+        raise ValueError("--profiles cuts a JSON Lines source (--source ft_qa.jsonl --splits splits.json); "
+                         "the evaluation-schema sources keep their own forget/retain configurations")
     cfg = dataclasses.replace(cfg, methods=expand_methods(cfg.methods))
     check_method_args(cfg)
+    return cfg
+
+
+def run_pipeline(cfg: PipelineConfig, log=print) -> str:
+    """Run (or resume) every stage; returns the report's markdown.
+
+    Raises:
+        ValueError: see :func:`check_config` (nothing is written then).
+    """
+    checked = check_config(cfg)
+    out = Path(cfg.out_dir).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "pipeline_config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=2))
+    cfg = checked
     if cfg.text_jsonl and cfg.named:  # text-only "this person" questions cannot tell people apart
         cfg = dataclasses.replace(cfg, source=str(named_jsonl(cfg.source, out / "data" / "named.jsonl")))
     if cfg.profiles:
-        if not (cfg.text_jsonl and cfg.splits):
-            raise ValueError("--profiles cuts a JSON Lines source (--source ft_qa.jsonl --splits splits.json); "
-                             "the evaluation-schema sources keep their own forget/retain configurations")
         jsonl, splits = cut_jsonl(cfg.source, cfg.splits, cfg.forget_ratio, cfg.profiles, out / "data")
         cfg = dataclasses.replace(cfg, source=str(jsonl), splits=str(splits))
     manifest = Manifest(out, log)
@@ -521,6 +537,10 @@ def parse(argv: list[str]) -> PipelineConfig:
 def main(argv: list[str] | None = None) -> None:
     """``mllmu-pipeline``: run or resume the pipeline and print the report."""
     cfg = parse(list(sys.argv[1:] if argv is None else argv))
+    try:
+        check_config(cfg)
+    except ValueError as err:  # bad settings: one line, before anything is written
+        sys.exit(f"mllmu-pipeline: error: {err}")
     start = time.time()
     text = run_pipeline(cfg, log=lambda line: print(f"mllmu-pipeline {line}", flush=True))
     print(text)
