@@ -83,10 +83,48 @@ def test_report_agrees_with_results_json(finished):
     png = (out / "forget_vs_retain.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000
     manifest = json.loads((out / "manifest.json").read_text())
-    assert set(manifest) == {"base", "pretrain", "vanilla", "unlearn/ga-text-only", "score/vanilla",
-                             "score/unlearn_ga-text-only", "identity"}
+    assert set(manifest) == {"base", "pretrain", "holdout", "vanilla", "retrained", "unlearn/ga-text-only",
+                             "score/vanilla", "score/unlearn_ga-text-only", "identity", "audit/retrained",
+                             "audit/vanilla", "audit/unlearn_ga-text-only", "relearn/ga-text-only",
+                             "score/relearn_ga-text-only"}
     for line in ("[base] done in", "[vanilla] done in", "[unlearn/ga-text-only] done in"):
         assert line in stdout
+
+
+def test_the_privacy_section_is_the_audit_jsons_compared_with_the_retrained_model(finished):
+    from unlearners.audit.relearn import recovery_markdown
+    from unlearners.audit.run import compare, privacy_markdown
+
+    out, _ = finished
+    text = (out / "report.md").read_text()
+    audits = {name: json.loads((out / "audit" / f"{stem}.json").read_text()) for name, stem in
+              (("retrained", "retrained"), ("vanilla", "vanilla"), ("ga (text-only)", "unlearn_ga-text-only"))}
+    assert privacy_markdown({n: compare(a, audits["retrained"]) for n, a in audits.items()}) in text
+    retrained = parse_markdown_table(text[text.index("### Privacy audit"):], "model")
+    assert retrained["retrained"]["forget quality"] == "1"  # against itself
+    relearning = json.loads((out / "audit" / "relearning.json").read_text())
+    assert sorted(relearning["attack"] + relearning["evaluated"]) == ["009", "010"]  # forget_15 of the small bench
+    assert recovery_markdown(relearning["models"], 10) in text
+    holdout = json.loads((out / "data" / "holdout-mirror" / "holdout.json").read_text())["holdout"]
+    vanilla_card = json.loads((out / "vanilla" / "unlearn_config.json").read_text())
+    assert len(holdout) == 4 and not set(holdout) & set(relearning["attack"] + relearning["evaluated"])
+    assert vanilla_card["source"].endswith("holdout-mirror")
+
+
+def test_mllmu_audit_gives_the_pipelines_privacy_rows(finished, small_source, tmp_path, capsys):
+    from unlearners.audit.cli import main
+
+    out, _ = finished
+    main(["--checkpoints", str(out / "vanilla"), "--retrained", str(out / "retrained"), "--holdout",
+          str(out / "data" / "holdout-mirror" / "holdout.json"), "--source", small_source, "--forget_ratio", "15",
+          "--out", str(tmp_path / "audit")])
+    report_rows = [line for line in (out / "report.md").read_text().splitlines() if line.startswith(("| vanilla | image+text |", "| vanilla | text-only |"))]
+    printed = capsys.readouterr().out
+    assert len(report_rows) == 2 and all(row in printed for row in report_rows)
+    assert (tmp_path / "audit" / "privacy.md").read_text().strip() in printed
+    with pytest.raises(SystemExit, match="are in forget_15"):
+        main(["--checkpoints", str(out / "vanilla"), "--retrained", str(out / "retrained"), "--holdout", "009",
+              "--source", small_source, "--forget_ratio", "15"])
 
 
 def test_rerun_skips_everything(finished, small_source):
@@ -132,25 +170,26 @@ def test_interrupted_run_resumes_to_the_same_result(finished, small_source, tmp_
 
 
 def test_released_protocol_pipeline(small_source, tmp_path):
-    """--protocol released: vanilla on the ft_Data pairs alone, a retain-only NPO reference from the pre-trained
-    model, image+text unlearning only, every training stage recorded as released."""
+    """--protocol released: vanilla on the ft_Data pairs alone, a retain-only NPO reference (the retrained model)
+    from the pre-trained model, image+text unlearning only, every training stage recorded as released."""
     out = tmp_path / "released"
     # the last of a repeated flag wins: NPO, both modalities asked for, one question per task
     args = [*SMALL, "--methods", "npo", "--modalities", "image+text,text-only", "--score_limit", "1",
-            "--protocol", "released"]
+            "--protocol", "released", "--audit", "false"]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
     proc = subprocess.run([sys.executable, "-m", "unlearners.pipeline", "--out_dir", str(out), "--source",
                            small_source, *args], env=env, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     manifest = json.loads((out / "manifest.json").read_text())
-    assert {"reference", "unlearn/npo-image+text"} <= set(manifest) and "unlearn/npo-text-only" not in manifest
+    assert {"retrained", "unlearn/npo-image+text"} <= set(manifest) and "unlearn/npo-text-only" not in manifest
+    assert not any(stage.startswith("audit/") for stage in manifest) and "[audit]" not in proc.stdout
     assert "image+text unlearning only" in proc.stdout
-    for stage in ("vanilla", "reference", "unlearn/npo-image+text"):
+    for stage in ("vanilla", "retrained", "unlearn/npo-image+text"):
         card = json.loads((out / stage / "unlearn_config.json").read_text())
         assert card["protocol"] == "released", stage
     npo = json.loads((out / "unlearn" / "npo-image+text" / "unlearn_config.json").read_text())
-    assert npo["reference_model"] == str(out / "reference")
-    reference = json.loads((out / "reference" / "unlearn_config.json").read_text())
+    assert npo["reference_model"] == str(out / "retrained")
+    reference = json.loads((out / "retrained" / "unlearn_config.json").read_text())
     assert reference["base_model"] == str(out / "pretrain") and reference["data"].startswith("retain profiles only")
     # scored with the paper protocol: forget_15 has 2 profiles, both LLaVA cloze demonstrations: no cloze score
     report_text = (out / "report.md").read_text()

@@ -56,6 +56,10 @@ from . import __version__
 from .api import run as train
 from .checkpoint import staging_dir, trainer_checkpoints, write_json_atomic
 from .config import DataArguments, ModelArguments, UnlearnTrainingArguments
+from .audit.holdout import choose_holdout, holdout_mirror
+from .audit import relearn
+from .audit.relearn import relearn_split
+from .audit.run import audit_checkpoint, audit_data, compare, privacy_markdown
 from .data import cut_jsonl, load_examples, load_subsets, named_jsonl
 from .drills import format_examples
 from .methods import get_method
@@ -63,6 +67,15 @@ from .probe import generation_rouge_l, swapped_portraits_mirror
 from .scoring import question_scores_path, score
 
 MODALITIES = ("image+text", "text-only")
+PRIVACY_HEADER = "### Privacy audit: membership inference and forget quality"
+PRIVACY_NOTE = (
+    "Members are the forget profiles' `ft_Data` pairs, non-members the holdout profiles' (never trained on); "
+    "text-only rows keep the questions that name the person. AUC: how well an attack's score (mean log-likelihood, "
+    "zlib ratio, Min-K%, Min-K%++ over the answer tokens) separates them (0.5: not at all; 95 % bootstrap interval). "
+    "PrivLeak: the Min-K% AUC's relative distance from the retrained model's (0: as private as never trained on "
+    "the forget set; MUSE). Forget quality: KS-test p-value between the model's and the retrained model's truth "
+    "ratios on the forget set's multiple-choice questions (1: indistinguishable; TOFU). The retrained model is the "
+    "pre-trained model fine-tuned like the vanilla model on the retain profiles only.")
 #: The identity check: the forget set's image+text tasks, each portrait swapped for another profile's
 #: (zero-shot: the swapped copy holds only the forget set, and demonstrations would show unswapped portraits).
 IDENTITY_TASKS = ["mllmu-zs_forget_cls_img", "mllmu-zs_forget_gen_img", "mllmu-zs_forget_cloze_img"]
@@ -101,6 +114,9 @@ class PipelineConfig:
     profiles: int = 0                      # JSONL mode: train on this many profiles (forget share kept); 0: all
     method_args: str = ""                  # per-method settings, e.g. "npo.retain_weight=3,grad_diff.retain_weight=2"
     named: bool = True                     # JSONL mode: questions name the person (data.named_jsonl), not "this person"
+    holdout_profiles: int = 4              # retain profiles no model is trained on: the audit's non-members
+    audit: bool = True                     # privacy audit (unlearners.audit): a retrained model, MIA, forget quality
+    relearn_steps: int = 10                # audit's relearning attack: fine-tuning steps on half the forget set (0: off)
 
     @property
     def text_jsonl(self) -> bool:
@@ -203,15 +219,17 @@ class Manifest:
 
 
 def _train_args(cfg: PipelineConfig, out: Path, epochs: float, lr: float, batch: int,
-                released: bool = False) -> UnlearnTrainingArguments:
-    """Training settings of a stage; ``released``: the released scripts' schedule (linear, no warm-up)."""
+                released: bool = False, max_steps: int = -1, warmup: int = 30) -> UnlearnTrainingArguments:
+    """Training settings of a stage; ``released``: the released scripts' schedule (linear, no warm-up), else
+    constant after ``warmup`` steps; ``max_steps`` > 0 overrides ``epochs``."""
     on_gpu = cfg.device != "cpu"
     schedule = dict(lr_scheduler_type="linear", warmup_steps=0) if released else \
-        dict(lr_scheduler_type="constant_with_warmup", warmup_steps=30)
+        dict(lr_scheduler_type="constant_with_warmup", warmup_steps=warmup)
     # checkpoints every checkpoint_steps (the last one kept): a killed stage continues from it on rerun
     saving = dict(save_strategy="steps", save_steps=cfg.checkpoint_steps, save_total_limit=1) \
         if cfg.checkpoint_steps else dict(save_strategy="no")
-    return UnlearnTrainingArguments(output_dir=str(out), overwrite=True, num_train_epochs=epochs, learning_rate=lr,
+    return UnlearnTrainingArguments(output_dir=str(out), overwrite=True, num_train_epochs=epochs, max_steps=max_steps,
+                                    learning_rate=lr,
                                     per_device_train_batch_size=batch, seed=cfg.seed, use_cpu=not on_gpu,
                                     bf16=on_gpu and torch.cuda.is_bf16_supported(), max_grad_norm=1.0,
                                     logging_steps=50, disable_tqdm=False,
@@ -245,12 +263,17 @@ def build_base(cfg: PipelineConfig, out: Path) -> None:
     tmp.replace(out)
 
 
-def vanilla_examples(cfg: PipelineConfig) -> list:
-    """``ft_Data`` pairs of every profile (with images unless JSONL) plus, with eval configs, Full_Set drills."""
+def vanilla_examples(cfg: PipelineConfig, subset: str = "all") -> list:
+    """``ft_Data`` pairs of every profile (with images unless JSONL) plus, with eval configs, Full_Set drills.
+
+    ``subset="retain"``: the same of the retain profiles only (the retrained model's data).
+    """
     modality = "text-only" if cfg.text_jsonl else "image+text"
-    examples = load_examples(cfg.source, "all", modality)
+    examples = load_examples(cfg.source, subset, modality, cfg.forget_ratio, cfg.splits)
     if cfg.drills and not cfg.text_jsonl and not cfg.released:  # released: the ft_Data pairs alone
-        examples += format_examples(FULL_CONFIG, resolve_source(cfg.source, flag="--source"), seed=cfg.seed, mc_copies=cfg.mc_copies)
+        ids = None if subset == "all" else {e.profile_id for e in examples}
+        examples += format_examples(FULL_CONFIG, resolve_source(cfg.source, flag="--source"), seed=cfg.seed,
+                                    ids=ids, mc_copies=cfg.mc_copies)
     return examples
 
 
@@ -381,7 +404,77 @@ def modality_headline_lines(cfg: PipelineConfig, out: Path) -> list[str]:
     return [report.headline_markdown(rows, list(pairs))] if rows else []
 
 
-def write_report(cfg: PipelineConfig, out: Path, results: dict[str, dict], identity: dict | None) -> str:
+def holdout_stage(cfg: PipelineConfig, out: Path, manifest: Manifest) -> tuple[PipelineConfig, list[str]]:
+    """Draw the holdout profiles and write the copy of the data without them (:mod:`unlearners.audit.holdout`);
+    returns the settings with the copy as the source, and the holdout IDs."""
+    original = resolve_source(cfg.source, flag="--source")
+    holdout = choose_holdout(original, cfg.forget_ratio, cfg.holdout_profiles, cfg.seed)
+    mirror = out / "data" / "holdout-mirror"
+
+    def work():
+        tmp = mirror.parent / f".{mirror.name}.partial"
+        shutil.rmtree(tmp, ignore_errors=True)
+        holdout_mirror(original, cfg.forget_ratio, holdout, tmp)
+        shutil.rmtree(mirror, ignore_errors=True)
+        tmp.replace(mirror)
+
+    manifest.run("holdout", mirror, {"data": data_hash(cfg), "ratio": cfg.forget_ratio, "holdout": holdout}, [], work)
+    return dataclasses.replace(cfg, source=str(mirror)), holdout
+
+
+def audit_stages(cfg: PipelineConfig, out: Path, manifest: Manifest, source: str, holdout: list[str],
+                 models: dict[str, tuple[str, Path]]) -> str:
+    """``audit/<model>.json`` for the retrained model and every scored one; returns the report's privacy table."""
+    from mllmu_tasks.backend import MLLMUVisionLM
+
+    data = None
+    audits = {}
+    for name, (stage, folder) in {"retrained": ("retrained", out / "retrained"), **models}.items():
+        target = out / "audit" / f"{stage.replace('/', '_')}.json"
+
+        def work(f=folder, t=target):
+            nonlocal data
+            data = data or audit_data(source, cfg.forget_ratio, holdout)
+            t.parent.mkdir(exist_ok=True)
+            write_json_atomic(t, audit_checkpoint(MLLMUVisionLM(pretrained=str(f), device=cfg.device), data))
+
+        manifest.run(f"audit/{stage.replace('/', '_')}", target, {"holdout": holdout}, [stage], work)
+        audits[name] = json.loads(target.read_text())
+    return privacy_markdown({name: compare(a, audits["retrained"]) for name, a in audits.items()})
+
+
+def relearn_stages(cfg: PipelineConfig, out: Path, manifest: Manifest, models: dict[str, tuple[str, Path]]) -> str:
+    """The relearning attack on every unlearned model (:mod:`unlearners.audit.relearn`): ``relearn/<method>-
+    <modality>`` (the fine-tuned checkpoint) and its forget/test scores; returns the report's table."""
+    forget = load_examples(cfg.source, "forget", "image+text", cfg.forget_ratio, cfg.splits)
+    attack, evaluated = relearn_split(sorted({e.profile_id for e in forget}), cfg.seed)
+    pairs = [e for e in forget if e.profile_id in attack]
+    suite = cfg.scoring_suite
+    tasks = [f"{suite}_{s}_{k}_{m}" for s in relearn.SETS for k in relearn.KINDS for m in report.MODS]
+    vanilla = report.load_question_scores(question_scores_path(results_json(out, "vanilla")))
+    rows = {}
+    for name, (stage, folder) in models.items():
+        if stage == "vanilla":
+            continue
+        relearned = out / "relearn" / Path(stage).name
+        settings = {"steps": cfg.relearn_steps, "lr": cfg.unlearn_lr, "attack": attack, "lora": cfg.lora}
+        manifest.run(f"relearn/{Path(stage).name}", relearned, settings, [stage], lambda f=folder, r=relearned: train(
+            "finetune", ModelArguments(model=str(f), lora=cfg.lora), {"train": pairs},
+            _train_args(cfg, r, 1, cfg.unlearn_lr, cfg.unlearn_batch_size, max_steps=cfg.relearn_steps, warmup=0),
+            card={"data": f"relearning attack: ft_Data pairs of forget profiles {attack}", "source": cfg.source}))
+        target = results_json(out, f"relearn/{Path(stage).name}")
+        manifest.run(f"score/{target.stem}", target, {"tasks": tasks, "limit": cfg.score_limit},
+                     [f"relearn/{Path(stage).name}"], lambda r=relearned, t=target: score(
+                         r, tasks, cfg.source, cfg.forget_ratio, t, cfg.score_batch_size, cfg.device, cfg.score_limit))
+        unlearned = report.load_question_scores(question_scores_path(results_json(out, stage)))
+        relearned_scores = report.load_question_scores(question_scores_path(target))
+        rows[name] = relearn.recovery(vanilla, unlearned, relearned_scores, evaluated)
+    write_json_atomic(out / "audit" / "relearning.json", {"attack": attack, "evaluated": evaluated, "models": rows})
+    return relearn.recovery_markdown(rows, cfg.relearn_steps)
+
+
+def write_report(cfg: PipelineConfig, out: Path, results: dict[str, dict], identity: dict | None,
+                 privacy: list[str] = ()) -> str:
     """``report.md`` (+ ``forget_vs_retain.png`` with suite results); returns the markdown."""
     lines = [f"# MLLMU-Bench pipeline report (forget ratio {cfg.forget_ratio} %, source {cfg.source})", ""]
     if not cfg.text_jsonl:
@@ -399,6 +492,8 @@ def write_report(cfg: PipelineConfig, out: Path, results: dict[str, dict], ident
             lines += identity_lines(results["vanilla"], identity)
         report.plot_forget_vs_retain(results, out / "forget_vs_retain.png")
         lines += ["![forget vs retain](forget_vs_retain.png)", ""]
+    if privacy:  # the audit's table, then the relearning attack's
+        lines += [PRIVACY_HEADER, "", privacy[0], "", PRIVACY_NOTE, ""] + [x for block in privacy[1:] for x in (block, "")]
     text = "\n".join(lines)
     (out / "report.md").write_text(text, encoding="utf-8")
     return text
@@ -441,6 +536,9 @@ def run_pipeline(cfg: PipelineConfig, log=print) -> str:
         jsonl, splits = cut_jsonl(cfg.source, cfg.splits, cfg.forget_ratio, cfg.profiles, out / "data")
         cfg = dataclasses.replace(cfg, source=str(jsonl), splits=str(splits))
     manifest = Manifest(out, log)
+    label, holdout = cfg.source, []
+    if cfg.holdout_profiles and not cfg.text_jsonl:
+        cfg, holdout = holdout_stage(cfg, out, manifest)
     data_key = data_hash(cfg)
     common = {"seed": cfg.seed, "data": data_key, "source": cfg.source, "splits": cfg.splits, "protocol": cfg.protocol}
 
@@ -463,14 +561,17 @@ def run_pipeline(cfg: PipelineConfig, log=print) -> str:
                                    "all fictitious profiles: ft_Data pairs" + ("" if cfg.released else
                                                                                " and answer-format drills"),
                                    released=cfg.released))
+    audit = cfg.audit and bool(holdout)
+    if cfg.audit and not holdout:
+        log("[audit] skipped: it needs holdout profiles (--holdout_profiles; JSON Lines sources: not yet)")
     reference = None
-    if cfg.released and "npo" in cfg.methods:  # the released NPO reference: the base fine-tuned on retain only
-        reference = out / "reference"
-        manifest.run("reference", reference, {**common, "epochs": cfg.vanilla_epochs, "lr": cfg.train_lr,
-                                              "ratio": cfg.forget_ratio}, upstream,
-                     lambda: _finetune(cfg, start, reference, load_subsets(
-                         cfg.source, {"retain": "retain"}, "image+text", cfg.forget_ratio, cfg.splits)["retain"],
-                         cfg.vanilla_epochs, "retain profiles only: the released NPO reference", released=True))
+    if audit or (cfg.released and "npo" in cfg.methods):  # the retrained model; the released NPO reference too
+        reference = out / "retrained"
+        manifest.run("retrained", reference, {**common, "epochs": cfg.vanilla_epochs, "lr": cfg.train_lr,
+                                              "ratio": cfg.forget_ratio, "mc_copies": cfg.mc_copies,
+                                              "drills": cfg.drills}, upstream,
+                     lambda: _finetune(cfg, start, reference, vanilla_examples(cfg, "retain"), cfg.vanilla_epochs,
+                                       "retain profiles only (the retrained model)", released=cfg.released))
     models = {"vanilla": ("vanilla", out / "vanilla")}
     modalities = ("text-only",) if cfg.text_jsonl else cfg.modalities
     if cfg.released and "text-only" in modalities:
@@ -483,9 +584,11 @@ def run_pipeline(cfg: PipelineConfig, log=print) -> str:
             settings = {**common, "method": method, "modality": modality, "ratio": cfg.forget_ratio,
                         "epochs": cfg.unlearn_epochs, "lr": cfg.unlearn_lr, "lora": cfg.lora,
                         "method_config": dataclasses.asdict(method_config(cfg, method))}
-            needs = ["vanilla"] + (["reference"] if reference is not None and method == "npo" else [])
+            released_npo = cfg.released and method == "npo"
+            needs = ["vanilla"] + (["retrained"] if released_npo else [])
             manifest.run(stage, folder, settings, needs,
-                         lambda m=method, mod=modality, f=folder: unlearn(cfg, out / "vanilla", m, mod, f, reference))
+                         lambda m=method, mod=modality, f=folder: unlearn(cfg, out / "vanilla", m, mod, f,
+                                                                          reference if released_npo else None))
             models[name] = (stage, folder)
 
     results, identity = {}, None
@@ -510,7 +613,10 @@ def run_pipeline(cfg: PipelineConfig, log=print) -> str:
                 resolve_source(cfg.source, flag="--source"), cfg.forget_ratio, mirror)), cfg.forget_ratio, target, cfg.score_batch_size,
             cfg.device))
         identity = json.loads(target.read_text())
-    return write_report(cfg, out, results, identity)
+    privacy = [audit_stages(cfg, out, manifest, label, holdout, models)] if audit else []
+    if audit and cfg.relearn_steps:
+        privacy.append(relearn_stages(cfg, out, manifest, models))
+    return write_report(dataclasses.replace(cfg, source=label), out, results, identity, privacy)
 
 
 def parse(argv: list[str]) -> PipelineConfig:

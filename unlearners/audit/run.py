@@ -1,0 +1,143 @@
+"""The audit of one checkpoint: membership inference (forget vs holdout) and truth ratios, per modality.
+
+:func:`audit_data` gathers what is scored, once per run: the forget and holdout
+profiles' ``ft_Data`` pairs as the unlearning methods train on them (image+text
+with the profile's image; text-only without, keeping only the questions that
+name the person: a "this person" question sent without its image asks about
+nobody in particular), and the forget set's multiple-choice questions.
+:func:`audit_checkpoint` scores them under one model; :func:`compare` turns the
+audits of several models and the retrained one into the figures of the report.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from tqdm.auto import tqdm
+
+from mllmu_tasks import docs
+from mllmu_tasks.images import open_rgb
+from mllmu_tasks.schema import forget_config
+from mllmu_tasks.sources import Source, load_config
+
+from ..data import MODALITIES, PERSON_REFERENCE, Example, load_profiles, to_examples
+from .attacks import ATTACKS, auc
+from .forget_quality import forget_quality, truth_ratio
+from .likelihood import membership_scores, training_span
+
+#: The attack PrivLeak is computed with (MUSE, Shi et al. 2024, Sec. 3: Min-K% Prob).
+PRIVLEAK_ATTACK = "min_k"
+_DOC_MODALITY = {"image+text": "img", "text-only": "txt"}
+
+
+@dataclasses.dataclass
+class AuditData:
+    """What the audit scores, per modality: ``forget`` and ``holdout`` pairs, ``mc`` forget-set questions.
+
+    ``mc[modality]``: ``(Example with the question and no answer, correct option text, distractor texts)``.
+    """
+
+    forget: dict[str, list[Example]]
+    holdout: dict[str, list[Example]]
+    mc: dict[str, list[tuple[Example, str, list[str]]]]
+
+
+def _pairs(profiles, modality: str, source: Source) -> list[Example]:
+    examples = to_examples(profiles, "image+text", source)
+    if modality == "image+text":
+        return examples
+    return [dataclasses.replace(e, image=None) for e in examples if not PERSON_REFERENCE.search(e.question)]
+
+
+def audit_data(source: str, forget_ratio: int, holdout: list[str]) -> AuditData:
+    """The forget and holdout pairs and the forget set's multiple-choice questions of ``source`` (the original data,
+    holdout profiles included).
+
+    Raises:
+        ValueError: no holdout profile, a holdout ID missing from ``ft_Data`` or in the forget set.
+        SchemaError: bad rows or images.
+    """
+    profiles, resolved = load_profiles(source)
+    forget_ids = {row["ID"] for row in load_config(forget_config(forget_ratio), resolved)}
+    missing = sorted(set(holdout) - {p.profile_id for p in profiles})
+    if not holdout or missing:
+        raise ValueError(f"the audit needs holdout profiles present in ft_Data (given {holdout}, missing {missing})")
+    if forget_ids & set(holdout):
+        raise ValueError(f"holdout profiles {sorted(forget_ids & set(holdout))} are in {forget_config(forget_ratio)}: "
+                         "members cannot be non-members")
+    forget = [p for p in profiles if p.profile_id in forget_ids]
+    held = [p for p in profiles if p.profile_id in holdout]
+    mc = {m: [] for m in MODALITIES}
+    for index, row in enumerate(load_config(forget_config(forget_ratio), resolved)):
+        for modality in MODALITIES:
+            for doc in docs.row_docs(row, index, set_name="forget", config=forget_config(forget_ratio), kind="cls",
+                                     modality=_DOC_MODALITY[modality], source=resolved):
+                image = open_rgb(doc["images"][0]["bytes"]) if doc["images"] else None
+                wrong = [o for o in doc["options"] if o != doc["answer_text"]]
+                mc[modality].append((Example(doc["ID"], doc["question"], "", image), doc["answer_text"], wrong))
+    return AuditData({m: _pairs(forget, m, resolved) for m in MODALITIES},
+                     {m: _pairs(held, m, resolved) for m in MODALITIES}, mc)
+
+
+def _option_logprob(lm, question: Example, option: str) -> tuple[float, int]:
+    """(summed log-probability in nats, token count) of ``option`` as the assistant's answer, scored over the span
+    training labels (the answer and the template's end of turn)."""
+    context, continuation = training_span(lm.processor, dataclasses.replace(question, answer=option))
+    stats = lm.continuation_token_stats(context, continuation, [question.image] if question.image else [])
+    return float(stats["logp"].double().sum()), int(stats["logp"].numel())
+
+
+def truth_ratios(lm, questions: list[tuple[Example, str, list[str]]]) -> list[float]:
+    """The truth ratio (:func:`forget_quality.truth_ratio`) of each multiple-choice question, in order."""
+    return [truth_ratio(_option_logprob(lm, q, correct), [_option_logprob(lm, q, d) for d in wrong])
+            for q, correct, wrong in tqdm(questions, desc="truth ratios", leave=False)]
+
+
+def audit_checkpoint(lm, data: AuditData) -> dict:
+    """Per modality: each attack's AUC (forget pairs = members, holdout pairs = non-members; fractions, 95 %
+    bootstrap interval), the per-pair scores, and the forget set's truth ratios.
+
+    ``lm``: an ``MLLMUVisionLM`` of the checkpoint.
+    """
+    out = {}
+    for modality in MODALITIES:
+        image = modality == "image+text"
+        members = membership_scores(lm, data.forget[modality], with_image=image)
+        others = membership_scores(lm, data.holdout[modality], with_image=image)
+        out[modality] = {
+            "auc": {a: auc([s[a] for s in members], [s[a] for s in others]) for a in ATTACKS},
+            "forget_scores": members, "holdout_scores": others,
+            "truth_ratios": truth_ratios(lm, data.mc[modality]),
+        }
+    return out
+
+
+def compare(audit: dict, retrained: dict) -> dict:
+    """Per modality, a model's audit against the retrained model's: ``{"auc": {attack: auc}, "privleak": %,
+    "forget_quality": p}``.
+
+    ``privleak``: ``100 * (AUC - AUC_retrained) / AUC_retrained`` of :data:`PRIVLEAK_ATTACK` (MUSE, Shi et al.
+    2024, Sec. 3; 0 = as private as never having trained on the forget set). ``forget_quality``: the KS p-value
+    of the two models' truth ratios (:func:`forget_quality.forget_quality`).
+    """
+    out = {}
+    for modality, own in audit.items():
+        ref = retrained[modality]
+        base = ref["auc"][PRIVLEAK_ATTACK]["auc"]
+        out[modality] = {"auc": own["auc"],
+                         "privleak": 100 * (own["auc"][PRIVLEAK_ATTACK]["auc"] - base) / base,
+                         "forget_quality": forget_quality(own["truth_ratios"], ref["truth_ratios"])}
+    return out
+
+
+def privacy_markdown(compared: dict[str, dict]) -> str:
+    """The report's privacy section: one row per model x question modality from :func:`compare` results."""
+    head = ("| model | questions | AUC loss | AUC zlib | AUC Min-K% | AUC Min-K%++ | PrivLeak (%) | forget quality |\n"
+            "|---|---|---:|---:|---:|---:|---:|---:|")
+    rows = []
+    for name, per_modality in compared.items():
+        for modality, c in per_modality.items():
+            cells = [f"{c['auc'][a]['auc']:.2f} [{c['auc'][a]['low']:.2f}, {c['auc'][a]['high']:.2f}]" for a in ATTACKS]
+            rows.append(f"| {name} | {modality} | {' | '.join(cells)} | {c['privleak']:+.1f} | "
+                        f"{c['forget_quality']:.3g} |")
+    return "\n".join([head, *rows])
