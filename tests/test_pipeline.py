@@ -109,6 +109,7 @@ def test_the_privacy_section_is_the_audit_jsons_compared_with_the_retrained_mode
     vanilla_card = json.loads((out / "vanilla" / "unlearn_config.json").read_text())
     assert len(holdout) == 4 and not set(holdout) & set(relearning["attack"] + relearning["evaluated"])
     assert vanilla_card["source"].endswith("holdout-mirror")
+    assert (out / "forget_quality.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and "forget_quality.png" in text
 
 
 def test_mllmu_audit_gives_the_pipelines_privacy_rows(finished, small_source, tmp_path, capsys):

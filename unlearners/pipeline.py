@@ -59,7 +59,7 @@ from .config import DataArguments, ModelArguments, UnlearnTrainingArguments
 from .audit.holdout import choose_holdout, holdout_mirror
 from .audit import relearn
 from .audit.relearn import relearn_split
-from .audit.run import audit_checkpoint, audit_data, compare, privacy_markdown
+from .audit.run import audit_checkpoint, audit_data, compare, plot_forget_quality, privacy_markdown
 from .data import cut_jsonl, load_examples, load_subsets, named_jsonl
 from .drills import format_examples
 from .methods import get_method
@@ -423,8 +423,9 @@ def holdout_stage(cfg: PipelineConfig, out: Path, manifest: Manifest) -> tuple[P
 
 
 def audit_stages(cfg: PipelineConfig, out: Path, manifest: Manifest, source: str, holdout: list[str],
-                 models: dict[str, tuple[str, Path]]) -> str:
-    """``audit/<model>.json`` for the retrained model and every scored one; returns the report's privacy table."""
+                 models: dict[str, tuple[str, Path]], results: dict[str, dict]) -> str:
+    """``audit/<model>.json`` for the retrained model and every scored one, and ``forget_quality.png`` (with suite
+    results); returns the report's privacy table."""
     from mllmu_tasks.backend import MLLMUVisionLM
 
     data = None
@@ -440,7 +441,11 @@ def audit_stages(cfg: PipelineConfig, out: Path, manifest: Manifest, source: str
 
         manifest.run(f"audit/{stage.replace('/', '_')}", target, {"holdout": holdout}, [stage], work)
         audits[name] = json.loads(target.read_text())
-    return privacy_markdown({name: compare(a, audits["retrained"]) for name, a in audits.items()})
+    compared = {name: compare(a, audits["retrained"]) for name, a in audits.items()}
+    if not cfg.text_jsonl:
+        utility = {name: report.summary(res)["retain"] for name, res in results.items()}
+        plot_forget_quality(compared, {n: u for n, u in utility.items() if u is not None}, out / "forget_quality.png")
+    return privacy_markdown(compared)
 
 
 def relearn_stages(cfg: PipelineConfig, out: Path, manifest: Manifest, models: dict[str, tuple[str, Path]]) -> str:
@@ -494,6 +499,8 @@ def write_report(cfg: PipelineConfig, out: Path, results: dict[str, dict], ident
         lines += ["![forget vs retain](forget_vs_retain.png)", ""]
     if privacy:  # the audit's table, then the relearning attack's
         lines += [PRIVACY_HEADER, "", privacy[0], "", PRIVACY_NOTE, ""] + [x for block in privacy[1:] for x in (block, "")]
+        if (out / "forget_quality.png").is_file():
+            lines += ["![forget quality vs model utility](forget_quality.png)", ""]
     text = "\n".join(lines)
     (out / "report.md").write_text(text, encoding="utf-8")
     return text
@@ -613,7 +620,7 @@ def run_pipeline(cfg: PipelineConfig, log=print) -> str:
                 resolve_source(cfg.source, flag="--source"), cfg.forget_ratio, mirror)), cfg.forget_ratio, target, cfg.score_batch_size,
             cfg.device))
         identity = json.loads(target.read_text())
-    privacy = [audit_stages(cfg, out, manifest, label, holdout, models)] if audit else []
+    privacy = [audit_stages(cfg, out, manifest, label, holdout, models, results)] if audit else []
     if audit and cfg.relearn_steps:
         privacy.append(relearn_stages(cfg, out, manifest, models))
     return write_report(dataclasses.replace(cfg, source=label), out, results, identity, privacy)

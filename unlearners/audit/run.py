@@ -12,6 +12,7 @@ audits of several models and the retrained one into the figures of the report.
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 from tqdm.auto import tqdm
 
@@ -141,3 +142,34 @@ def privacy_markdown(compared: dict[str, dict]) -> str:
             rows.append(f"| {name} | {modality} | {' | '.join(cells)} | {c['privleak']:+.1f} | "
                         f"{c['forget_quality']:.3g} |")
     return "\n".join([head, *rows])
+
+
+def plot_forget_quality(compared: dict[str, dict], utility: dict[str, float], path) -> Path:
+    """Forget quality (y, log scale) against model utility (x), one point per model and question modality (PNG).
+
+    ``compared``: :func:`compare` results by model; ``utility``: each model's retain-set summary (0-1,
+    :func:`mllmu_tasks.report.summary`). Models without a utility are left out.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 5), dpi=120)
+    for modality, marker in (("image+text", "o"), ("text-only", "s")):
+        shown = [(name, c[modality]["forget_quality"]) for name, c in compared.items()
+                 if name in utility and modality in c]
+        ax.scatter([utility[n] for n, _ in shown], [max(q, 1e-6) for _, q in shown], marker=marker,
+                   label=f"{modality} questions")
+        for name, q in shown:
+            ax.annotate(name, (utility[name], max(q, 1e-6)), textcoords="offset points", xytext=(5, 3), fontsize=7)
+    ax.set_yscale("log")
+    ax.set_xlabel("model utility: retain set, mean of acc / ROUGE-L / cloze (0-1)")
+    ax.set_ylabel("forget quality (KS p-value vs the retrained model)")
+    ax.set_title("MLLMU-Bench: forget quality vs model utility")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return Path(path)
