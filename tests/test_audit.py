@@ -42,6 +42,17 @@ def test_auc_is_the_rank_count_with_a_bootstrap_interval():
         auc([], [0.1])
 
 
+def test_the_bootstrap_draws_auc_is_sklearns():
+    from sklearn.metrics import roc_auc_score
+
+    from unlearners.audit.attacks import _rank_auc
+
+    rng = np.random.default_rng(3)
+    pos, neg = rng.integers(0, 6, (50, 7)).astype(float), rng.integers(0, 6, (50, 9)).astype(float)  # many ties
+    expected = [roc_auc_score([1] * 7 + [0] * 9, np.r_[p, n]) for p, n in zip(pos, neg)]
+    assert _rank_auc(pos, neg) == pytest.approx(expected, abs=1e-12)
+
+
 def test_token_stats_match_the_logits(tmp_path):
     from PIL import Image
 
@@ -199,6 +210,15 @@ def test_audit_data_pairs_and_compare_by_hand(bench):
     assert text_only and all(e.image is None and not PERSON_REFERENCE.search(e.question) for e in text_only)
     with pytest.raises(ValueError, match="needs holdout profiles"):
         audit_data(bench, 15, [])
+    from mllmu_tasks.sources import load_config, resolve_source
+    rows = {r["ID"]: r for r in load_config("Full_Set", resolve_source(bench)).to_list()}
+    for modality, kind_type in (("image+text", "Image_Textual"), ("text-only", "Pure_Text")):
+        for examples, ids in ((data.gen_forget, {e.profile_id for e in forget}), (data.gen_holdout, {"003", "004"})):
+            expected = [(pid, g["Question"], g["Ground_Truth"]) for pid in sorted(ids)
+                        for g in rows[pid]["Generation_Task"] if g["Type"] == kind_type]
+            got = sorted((e.profile_id, e.question, e.answer) for e in examples[modality])
+            assert got == sorted(expected) and len(got) == 2 * len(ids)  # 2 generation questions per modality
+            assert all((e.image is not None) == (modality == "image+text") for e in examples[modality])
 
     def fake(a, ratios):
         return {"auc": {k: {"auc": a, "low": a - 0.1, "high": a + 0.1} for k in ("loss", "zlib", "min_k",

@@ -297,6 +297,16 @@ def test_real_text_mode_names_people_cuts_profiles_and_reports_the_probe(tmp_pat
         scores = json.loads((out / "results" / f"{stem}.json").read_text())
         assert (scores["forget_questions"], scores["retain_questions"]) == (2, 4)  # 2 named pairs; --probe_questions
         assert f"| {name} | {scores['forget_rougeL']:.3f} | {scores['retain_rougeL']:.3f} |" in text
+    # the audit: 4 retain profiles held out of every training stage; text-only, no multiple choice to score
+    holdout = json.loads((out / "data" / "holdout" / "holdout.json").read_text())["holdout"]
+    assert len(holdout) == 4 and set(holdout) <= set(people[2:11])
+    trained = [json.loads(line)["ID"] for line in (out / "data" / "holdout" / "ft_qa.jsonl").read_text().splitlines()]
+    assert trained == [i for i in ["001"] + people[2:11] if i not in holdout]
+    audit = json.loads((out / "audit" / "vanilla.json").read_text())
+    assert list(audit) == ["text-only"] and audit["text-only"]["truth_ratios"] is None
+    assert [len(audit["text-only"][k]) for k in ("forget_scores", "holdout_scores")] == [2, 8]
+    assert re.search(r"\| vanilla \| text-only \| .* \| n/a \|", text) and "| vanilla | image+text |" not in text
+    assert not (out / "relearn").exists()
 
 
 def test_methods_all_is_every_unlearning_method():

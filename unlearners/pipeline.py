@@ -56,7 +56,7 @@ from . import __version__
 from .api import run as train
 from .checkpoint import staging_dir, trainer_checkpoints, write_json_atomic
 from .config import DataArguments, ModelArguments, UnlearnTrainingArguments
-from .audit.holdout import choose_holdout, holdout_mirror
+from .audit.holdout import choose_holdout, holdout_jsonl, holdout_mirror
 from .audit import relearn
 from .audit.relearn import relearn_split
 from .audit.run import audit_checkpoint, audit_data, compare, plot_forget_quality, privacy_markdown
@@ -406,7 +406,11 @@ def modality_headline_lines(cfg: PipelineConfig, out: Path) -> list[str]:
 
 def holdout_stage(cfg: PipelineConfig, out: Path, manifest: Manifest) -> tuple[PipelineConfig, list[str]]:
     """Draw the holdout profiles and write the copy of the data without them (:mod:`unlearners.audit.holdout`);
-    returns the settings with the copy as the source, and the holdout IDs."""
+    returns the settings with the copy as the source (and splits), and the holdout IDs."""
+    if cfg.text_jsonl:
+        jsonl, splits, holdout = holdout_jsonl(cfg.source, cfg.splits, cfg.forget_ratio, cfg.holdout_profiles,
+                                               cfg.seed, out / "data" / "holdout")
+        return dataclasses.replace(cfg, source=str(jsonl), splits=str(splits)), holdout
     original = resolve_source(cfg.source, flag="--source")
     holdout = choose_holdout(original, cfg.forget_ratio, cfg.holdout_profiles, cfg.seed)
     mirror = out / "data" / "holdout-mirror"
@@ -422,10 +426,11 @@ def holdout_stage(cfg: PipelineConfig, out: Path, manifest: Manifest) -> tuple[P
     return dataclasses.replace(cfg, source=str(mirror)), holdout
 
 
-def audit_stages(cfg: PipelineConfig, out: Path, manifest: Manifest, source: str, holdout: list[str],
-                 models: dict[str, tuple[str, Path]], results: dict[str, dict]) -> str:
+def audit_stages(cfg: PipelineConfig, out: Path, manifest: Manifest, audited: tuple[str, str | None],
+                 holdout: list[str], models: dict[str, tuple[str, Path]], results: dict[str, dict]) -> str:
     """``audit/<model>.json`` for the retrained model and every scored one, and ``forget_quality.png`` (with suite
-    results); returns the report's privacy table."""
+    results); returns the report's privacy table. ``audited``: the ``(source, splits)`` holding the holdout
+    profiles."""
     from mllmu_tasks.backend import MLLMUVisionLM
 
     data = None
@@ -435,7 +440,7 @@ def audit_stages(cfg: PipelineConfig, out: Path, manifest: Manifest, source: str
 
         def work(f=folder, t=target):
             nonlocal data
-            data = data or audit_data(source, cfg.forget_ratio, holdout)
+            data = data or audit_data(audited[0], cfg.forget_ratio, holdout, audited[1])
             t.parent.mkdir(exist_ok=True)
             write_json_atomic(t, audit_checkpoint(MLLMUVisionLM(pretrained=str(f), device=cfg.device), data))
 
@@ -543,8 +548,8 @@ def run_pipeline(cfg: PipelineConfig, log=print) -> str:
         jsonl, splits = cut_jsonl(cfg.source, cfg.splits, cfg.forget_ratio, cfg.profiles, out / "data")
         cfg = dataclasses.replace(cfg, source=str(jsonl), splits=str(splits))
     manifest = Manifest(out, log)
-    label, holdout = cfg.source, []
-    if cfg.holdout_profiles and not cfg.text_jsonl:
+    label, holdout, audited = cfg.source, [], (cfg.source, cfg.splits)  # audited: the data the audit reads
+    if cfg.holdout_profiles:
         cfg, holdout = holdout_stage(cfg, out, manifest)
     data_key = data_hash(cfg)
     common = {"seed": cfg.seed, "data": data_key, "source": cfg.source, "splits": cfg.splits, "protocol": cfg.protocol}
@@ -570,7 +575,7 @@ def run_pipeline(cfg: PipelineConfig, log=print) -> str:
                                    released=cfg.released))
     audit = cfg.audit and bool(holdout)
     if cfg.audit and not holdout:
-        log("[audit] skipped: it needs holdout profiles (--holdout_profiles; JSON Lines sources: not yet)")
+        log("[audit] skipped: it needs holdout profiles (--holdout_profiles)")
     reference = None
     if audit or (cfg.released and "npo" in cfg.methods):  # the retrained model; the released NPO reference too
         reference = out / "retrained"
@@ -620,8 +625,10 @@ def run_pipeline(cfg: PipelineConfig, log=print) -> str:
                 resolve_source(cfg.source, flag="--source"), cfg.forget_ratio, mirror)), cfg.forget_ratio, target, cfg.score_batch_size,
             cfg.device))
         identity = json.loads(target.read_text())
-    privacy = [audit_stages(cfg, out, manifest, label, holdout, models, results)] if audit else []
-    if audit and cfg.relearn_steps:
+    privacy = [audit_stages(cfg, out, manifest, audited, holdout, models, results)] if audit else []
+    if audit and cfg.relearn_steps and cfg.text_jsonl:
+        log("[relearn] skipped: the relearning attack scores the suite's forget and test sets (not in JSON Lines mode)")
+    elif audit and cfg.relearn_steps:
         privacy.append(relearn_stages(cfg, out, manifest, models))
     return write_report(dataclasses.replace(cfg, source=label), out, results, identity, privacy)
 

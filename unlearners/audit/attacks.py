@@ -49,13 +49,23 @@ def attack_scores(stats: dict[str, torch.Tensor], answer: str, k: float = 0.2) -
             "min_k": _lowest_mean(logp, k), "min_k_plus_plus": _lowest_mean(normalised, k)}
 
 
+def _rank_auc(pos: np.ndarray, neg: np.ndarray) -> np.ndarray:
+    """AUC of each row of ``pos`` (draws, n_pos) against the same row of ``neg`` (draws, n_neg): the Mann-Whitney
+    U statistic over ``n_pos * n_neg`` with average ranks for ties (what ``roc_auc_score`` computes), vectorised."""
+    from scipy.stats import rankdata
+
+    ranks = rankdata(np.concatenate([pos, neg], axis=1), axis=1)[:, :pos.shape[1]]
+    n_pos, n_neg = pos.shape[1], neg.shape[1]
+    return (ranks.sum(axis=1) - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
+
+
 def auc(members: list[float], non_members: list[float], resamples: int = 1000, seed: int = 0,
         level: float = 0.95) -> dict[str, float]:
     """ROC AUC of scores separating members (positives) from non-members, with a bootstrap interval.
 
-    Returns ``{"auc", "low", "high"}`` (fractions): the AUC, and the
-    ``(1 - level) / 2`` and ``(1 + level) / 2`` percentiles of the AUC over
-    ``resamples`` draws resampling each group with replacement (``seed``).
+    Returns ``{"auc", "low", "high"}`` (fractions): the AUC (``sklearn.metrics.roc_auc_score``), and the
+    ``(1 - level) / 2`` and ``(1 + level) / 2`` percentiles of the AUC over ``resamples`` draws resampling
+    each group with replacement (``seed``; the draws' AUCs by rank sums, vectorised).
 
     Raises:
         ValueError: an empty group.
@@ -65,11 +75,9 @@ def auc(members: list[float], non_members: list[float], resamples: int = 1000, s
     if not members or not non_members:
         raise ValueError(f"AUC needs both groups: {len(members)} members, {len(non_members)} non-members")
     pos, neg = np.asarray(members, float), np.asarray(non_members, float)
-
-    def area(p, n):
-        return float(roc_auc_score(np.r_[np.ones(len(p)), np.zeros(len(n))], np.r_[p, n]))
-
+    point = float(roc_auc_score(np.r_[np.ones(len(pos)), np.zeros(len(neg))], np.r_[pos, neg]))
     rng = np.random.default_rng(seed)
-    draws = [area(rng.choice(pos, len(pos)), rng.choice(neg, len(neg))) for _ in range(resamples)]
+    draws = _rank_auc(pos[rng.integers(0, len(pos), (resamples, len(pos)))],
+                      neg[rng.integers(0, len(neg), (resamples, len(neg)))])
     low, high = np.percentile(draws, [100 * (1 - level) / 2, 100 * (1 + level) / 2])
-    return {"auc": area(pos, neg), "low": float(low), "high": float(high)}
+    return {"auc": point, "low": float(low), "high": float(high)}

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import datasets
 
-from mllmu_tasks.ft_data import parse_metadata
+from mllmu_tasks.ft_data import parse_metadata, read_ft_jsonl, read_splits, split_ids
 from mllmu_tasks.images import checked_image_bytes
 from mllmu_tasks.mini.generator import write_hub_layout
 from mllmu_tasks.schema import (CELEBRITY_CONFIG, FT_CONFIG, FULL_CONFIG, TEST_CONFIG, features_for, forget_config,
@@ -24,17 +24,47 @@ from mllmu_tasks.schema import (CELEBRITY_CONFIG, FT_CONFIG, FULL_CONFIG, TEST_C
 from mllmu_tasks.sources import Source, image_root, load_config, profile_ids
 
 
-def choose_holdout(source: Source, forget_ratio: int, count: int, seed: int = 0) -> list[str]:
-    """``count`` retain-set profile IDs (sorted), drawn with ``random.Random(f"holdout-{seed}")``.
+def draw_holdout(retain: list[str], count: int, seed: int, where: str) -> list[str]:
+    """``count`` of the ``retain`` IDs (sorted), drawn with ``random.Random(f"holdout-{seed}")`` from the sorted IDs.
 
     Raises:
-        ValueError: ``count`` negative, or not below the retain set's size (the retain set must keep a profile).
+        ValueError: ``count`` negative, or not below the retain set's size (the retain set must keep a profile);
+            ``where`` names the retain set in the message.
     """
-    retain = sorted(profile_ids(retain_config(forget_ratio), source))
+    retain = sorted(retain)
     if not 0 <= count < len(retain):
-        raise ValueError(f"--holdout_profiles must be 0 to {len(retain) - 1} (the {retain_config(forget_ratio)} "
-                         f"set has {len(retain)} profiles and must keep one), got {count}")
+        raise ValueError(f"--holdout_profiles must be 0 to {len(retain) - 1} ({where} has {len(retain)} profiles "
+                         f"and must keep one), got {count}")
     return sorted(random.Random(f"holdout-{seed}").sample(retain, count))
+
+
+def choose_holdout(source: Source, forget_ratio: int, count: int, seed: int = 0) -> list[str]:
+    """``count`` profile IDs of the source's retain set at ``forget_ratio`` (:func:`draw_holdout`)."""
+    config = retain_config(forget_ratio)
+    return draw_holdout(profile_ids(config, source), count, seed, f"the {config} set")
+
+
+def holdout_jsonl(source: str | Path, splits: str | Path, forget_ratio: int, count: int, seed: int,
+                  out_dir: str | Path) -> tuple[Path, Path, list[str]]:
+    """JSON Lines mode: ``(ft_qa.jsonl, splits.json, holdout IDs)`` in ``out_dir``, the holdout profiles (drawn from
+    the retain IDs present in the file) left out of both; the other lines are kept byte for byte.
+
+    Raises:
+        ValueError, KeyError, SchemaError: a bad count (:func:`draw_holdout`), splits without the ratio, bad lines.
+    """
+    forget, retain = split_ids(read_splits(splits), forget_ratio)
+    lines = [line for line in Path(source).read_text(encoding="utf-8").splitlines() if line.strip()]
+    ids = [pairs[0].profile_id for pairs in read_ft_jsonl(source)]
+    holdout = draw_holdout([i for i in retain if i in set(ids)], count, seed, f"{splits} ({retain_config(forget_ratio)})")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    jsonl, split_file = out / "ft_qa.jsonl", out / "splits.json"
+    jsonl.write_text("".join(line + "\n" for line, i in zip(lines, ids) if i not in holdout), encoding="utf-8")
+    split_file.write_text(json.dumps({forget_config(forget_ratio): forget,
+                                      retain_config(forget_ratio): [i for i in retain if i not in holdout]}, indent=1),
+                          encoding="utf-8")
+    (out / "holdout.json").write_text(json.dumps({"forget_ratio": forget_ratio, "holdout": holdout}))
+    return jsonl, split_file, holdout
 
 
 def _row_id(config: str, row: dict, index: int, source: Source) -> str:

@@ -18,10 +18,10 @@ from tqdm.auto import tqdm
 
 from mllmu_tasks import docs
 from mllmu_tasks.images import open_rgb
-from mllmu_tasks.schema import forget_config
+from mllmu_tasks.schema import FULL_CONFIG, forget_config
 from mllmu_tasks.sources import Source, load_config
 
-from ..data import MODALITIES, PERSON_REFERENCE, Example, load_profiles, to_examples
+from ..data import MODALITIES, PERSON_REFERENCE, Example, forget_retain_ids, load_profiles, to_examples
 from .attacks import ATTACKS, auc
 from .forget_quality import forget_quality, truth_ratio
 from .likelihood import membership_scores, training_span
@@ -33,7 +33,9 @@ _DOC_MODALITY = {"image+text": "img", "text-only": "txt"}
 
 @dataclasses.dataclass
 class AuditData:
-    """What the audit scores, per modality: ``forget`` and ``holdout`` pairs, ``mc`` forget-set questions.
+    """What the audit scores, per modality: ``forget`` and ``holdout`` pairs, ``mc`` forget-set questions, and the
+    generation questions with their ground truths of the forget set (``gen_forget``) and of the holdout profiles'
+    ``Full_Set`` rows (``gen_holdout``).
 
     ``mc[modality]``: ``(Example with the question and no answer, correct option text, distractor texts)``.
     """
@@ -41,25 +43,30 @@ class AuditData:
     forget: dict[str, list[Example]]
     holdout: dict[str, list[Example]]
     mc: dict[str, list[tuple[Example, str, list[str]]]]
+    gen_forget: dict[str, list[Example]] = dataclasses.field(default_factory=dict)
+    gen_holdout: dict[str, list[Example]] = dataclasses.field(default_factory=dict)
 
 
-def _pairs(profiles, modality: str, source: Source) -> list[Example]:
-    examples = to_examples(profiles, "image+text", source)
+def _pairs(profiles, modality: str, source: Source | None) -> list[Example]:
+    examples = to_examples(profiles, "image+text" if source is not None else "text-only", source)
     if modality == "image+text":
         return examples
     return [dataclasses.replace(e, image=None) for e in examples if not PERSON_REFERENCE.search(e.question)]
 
 
-def audit_data(source: str, forget_ratio: int, holdout: list[str]) -> AuditData:
+def audit_data(source: str, forget_ratio: int, holdout: list[str], splits: str | None = None) -> AuditData:
     """The forget and holdout pairs and the forget set's multiple-choice questions of ``source`` (the original data,
     holdout profiles included).
+
+    A JSON Lines source (with its ``splits``) has text only and no multiple-choice questions: text-only pairs
+    alone, no truth ratios.
 
     Raises:
         ValueError: no holdout profile, a holdout ID missing from ``ft_Data`` or in the forget set.
         SchemaError: bad rows or images.
     """
     profiles, resolved = load_profiles(source)
-    forget_ids = {row["ID"] for row in load_config(forget_config(forget_ratio), resolved)}
+    forget_ids = forget_retain_ids(forget_ratio, resolved, splits)[0]
     missing = sorted(set(holdout) - {p.profile_id for p in profiles})
     if not holdout or missing:
         raise ValueError(f"the audit needs holdout profiles present in ft_Data (given {holdout}, missing {missing})")
@@ -68,16 +75,34 @@ def audit_data(source: str, forget_ratio: int, holdout: list[str]) -> AuditData:
                          "members cannot be non-members")
     forget = [p for p in profiles if p.profile_id in forget_ids]
     held = [p for p in profiles if p.profile_id in holdout]
-    mc = {m: [] for m in MODALITIES}
-    for index, row in enumerate(load_config(forget_config(forget_ratio), resolved)):
-        for modality in MODALITIES:
-            for doc in docs.row_docs(row, index, set_name="forget", config=forget_config(forget_ratio), kind="cls",
-                                     modality=_DOC_MODALITY[modality], source=resolved):
-                image = open_rgb(doc["images"][0]["bytes"]) if doc["images"] else None
-                wrong = [o for o in doc["options"] if o != doc["answer_text"]]
-                mc[modality].append((Example(doc["ID"], doc["question"], "", image), doc["answer_text"], wrong))
+    if resolved is None:  # JSON Lines: no image, no multiple choice
+        return AuditData({"text-only": _pairs(forget, "text-only", None)},
+                         {"text-only": _pairs(held, "text-only", None)}, {})
+    cls = _eval_docs(forget_config(forget_ratio), "cls", resolved)
+    mc = {m: [(_doc_example(d, ""), d["answer_text"], [o for o in d["options"] if o != d["answer_text"]])
+              for d in cls[m]] for m in MODALITIES}
+    gen_forget = _eval_docs(forget_config(forget_ratio), "gen", resolved)
+    gen_holdout = _eval_docs(FULL_CONFIG, "gen", resolved, set(holdout))
     return AuditData({m: _pairs(forget, m, resolved) for m in MODALITIES},
-                     {m: _pairs(held, m, resolved) for m in MODALITIES}, mc)
+                     {m: _pairs(held, m, resolved) for m in MODALITIES}, mc,
+                     {m: [_doc_example(d, d["answer"]) for d in gen_forget[m]] for m in MODALITIES},
+                     {m: [_doc_example(d, d["answer"]) for d in gen_holdout[m]] for m in MODALITIES})
+
+
+def _eval_docs(config: str, kind: str, source: Source, ids: set[str] | None = None) -> dict[str, list[dict]]:
+    """Per modality, the documents (:func:`mllmu_tasks.docs.row_docs`) of a kind in a configuration's rows
+    (only ``ids``' rows when given)."""
+    out = {m: [] for m in MODALITIES}
+    for index, row in enumerate(load_config(config, source)):
+        if ids is None or row["ID"] in ids:
+            for m in MODALITIES:
+                out[m] += docs.row_docs(row, index, set_name="audit", config=config, kind=kind,
+                                        modality=_DOC_MODALITY[m], source=source)
+    return out
+
+
+def _doc_example(doc: dict, answer: str) -> Example:
+    return Example(doc["ID"], doc["question"], answer, open_rgb(doc["images"][0]["bytes"]) if doc["images"] else None)
 
 
 def _option_logprob(lm, question: Example, option: str) -> tuple[float, int]:
@@ -96,20 +121,26 @@ def truth_ratios(lm, questions: list[tuple[Example, str, list[str]]]) -> list[fl
 
 def audit_checkpoint(lm, data: AuditData) -> dict:
     """Per modality: each attack's AUC (forget pairs = members, holdout pairs = non-members; fractions, 95 %
-    bootstrap interval), the per-pair scores, and the forget set's truth ratios.
+    bootstrap interval), the per-pair scores, the forget set's truth ratios, and under ``generation`` the same
+    AUCs and scores on the evaluation's generation questions and ground truths (forget set vs the holdout
+    profiles' ``Full_Set`` rows).
 
     ``lm``: an ``MLLMUVisionLM`` of the checkpoint.
     """
     out = {}
-    for modality in MODALITIES:
+    for modality in data.forget:
         image = modality == "image+text"
         members = membership_scores(lm, data.forget[modality], with_image=image)
         others = membership_scores(lm, data.holdout[modality], with_image=image)
         out[modality] = {
             "auc": {a: auc([s[a] for s in members], [s[a] for s in others]) for a in ATTACKS},
             "forget_scores": members, "holdout_scores": others,
-            "truth_ratios": truth_ratios(lm, data.mc[modality]),
+            "truth_ratios": truth_ratios(lm, data.mc[modality]) if data.mc.get(modality) else None,
         }
+        if data.gen_forget.get(modality) and data.gen_holdout.get(modality):  # the evaluation's generation answers
+            gen = [membership_scores(lm, d[modality], with_image=image) for d in (data.gen_forget, data.gen_holdout)]
+            out[modality]["generation"] = {"auc": {a: auc(*[[s[a] for s in g] for g in gen]) for a in ATTACKS},
+                                           "forget_scores": gen[0], "holdout_scores": gen[1]}
     return out
 
 
@@ -119,7 +150,7 @@ def compare(audit: dict, retrained: dict) -> dict:
 
     ``privleak``: ``100 * (AUC - AUC_retrained) / AUC_retrained`` of :data:`PRIVLEAK_ATTACK` (MUSE, Shi et al.
     2024, Sec. 3; 0 = as private as never having trained on the forget set). ``forget_quality``: the KS p-value
-    of the two models' truth ratios (:func:`forget_quality.forget_quality`).
+    of the two models' truth ratios (:func:`forget_quality.forget_quality`; None without multiple-choice data).
     """
     out = {}
     for modality, own in audit.items():
@@ -127,7 +158,8 @@ def compare(audit: dict, retrained: dict) -> dict:
         base = ref["auc"][PRIVLEAK_ATTACK]["auc"]
         out[modality] = {"auc": own["auc"],
                          "privleak": 100 * (own["auc"][PRIVLEAK_ATTACK]["auc"] - base) / base,
-                         "forget_quality": forget_quality(own["truth_ratios"], ref["truth_ratios"])}
+                         "forget_quality": forget_quality(own["truth_ratios"], ref["truth_ratios"])
+                         if own["truth_ratios"] and ref["truth_ratios"] else None}
     return out
 
 
@@ -139,8 +171,8 @@ def privacy_markdown(compared: dict[str, dict]) -> str:
     for name, per_modality in compared.items():
         for modality, c in per_modality.items():
             cells = [f"{c['auc'][a]['auc']:.2f} [{c['auc'][a]['low']:.2f}, {c['auc'][a]['high']:.2f}]" for a in ATTACKS]
-            rows.append(f"| {name} | {modality} | {' | '.join(cells)} | {c['privleak']:+.1f} | "
-                        f"{c['forget_quality']:.3g} |")
+            quality = "n/a" if c["forget_quality"] is None else f"{c['forget_quality']:.3g}"
+            rows.append(f"| {name} | {modality} | {' | '.join(cells)} | {c['privleak']:+.1f} | {quality} |")
     return "\n".join([head, *rows])
 
 
@@ -158,7 +190,7 @@ def plot_forget_quality(compared: dict[str, dict], utility: dict[str, float], pa
     fig, ax = plt.subplots(figsize=(6, 5), dpi=120)
     for modality, marker in (("image+text", "o"), ("text-only", "s")):
         shown = [(name, c[modality]["forget_quality"]) for name, c in compared.items()
-                 if name in utility and modality in c]
+                 if name in utility and modality in c and c[modality]["forget_quality"] is not None]
         ax.scatter([utility[n] for n, _ in shown], [max(q, 1e-6) for _, q in shown], marker=marker,
                    label=f"{modality} questions")
         for name, q in shown:
