@@ -25,9 +25,13 @@ def small_source(tmp_path_factory):
                                 tmp_path_factory.mktemp("bench")))
 
 
-def pipeline(out, source, wait=True):
+#: Resume tests compare training and scoring stages only: no audit (the holdout profiles are still left out).
+NO_AUDIT = ("--audit", "false")
+
+
+def pipeline(out, source, wait=True, extra=()):
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
-    cmd = [sys.executable, "-m", "unlearners.pipeline", "--out_dir", str(out), "--source", source, *SMALL]
+    cmd = [sys.executable, "-m", "unlearners.pipeline", "--out_dir", str(out), "--source", source, *SMALL, *extra]
     if not wait:
         return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                 start_new_session=True)
@@ -139,7 +143,7 @@ def test_rerun_skips_everything(finished, small_source):
 def test_interrupted_run_resumes_to_the_same_result(finished, small_source, tmp_path):
     reference_out, _ = finished
     out = tmp_path / "interrupted"
-    proc = pipeline(out, small_source, wait=False)
+    proc = pipeline(out, small_source, wait=False, extra=NO_AUDIT)
     manifest = out / "manifest.json"
     deadline = time.time() + 600
     while time.time() < deadline and proc.poll() is None:
@@ -154,7 +158,7 @@ def test_interrupted_run_resumes_to_the_same_result(finished, small_source, tmp_
     assert "vanilla" in done_before and "score/vanilla" not in done_before
     assert not (out / "unlearn" / "ga-text-only" / "model.safetensors").exists() or \
         "unlearn/ga-text-only" in done_before
-    stdout = pipeline(out, small_source)
+    stdout = pipeline(out, small_source, extra=NO_AUDIT)
     for stage in done_before:
         assert f"[{stage}] unchanged, skipped" in stdout
     after = json.loads(manifest.read_text())
@@ -208,7 +212,7 @@ def test_a_training_stage_killed_after_a_checkpoint_resumes_to_the_same_weights(
 
     reference_out, _ = finished
     out = tmp_path / "killed"
-    proc = pipeline(out, small_source, wait=False)
+    proc = pipeline(out, small_source, wait=False, extra=NO_AUDIT)
     checkpoint = out / ".vanilla.partial" / "trainer" / "checkpoint-5" / "trainer_state.json"
     deadline = time.time() + 600
     while time.time() < deadline and proc.poll() is None and not checkpoint.exists():
@@ -218,7 +222,7 @@ def test_a_training_stage_killed_after_a_checkpoint_resumes_to_the_same_weights(
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     assert "vanilla" not in json.loads((out / "manifest.json").read_text())
-    stdout = pipeline(out, small_source)
+    stdout = pipeline(out, small_source, extra=NO_AUDIT)
     assert "[vanilla] resuming from checkpoint-" in stdout
     a = load_file(reference_out / "vanilla" / "model.safetensors")
     b = load_file(out / "vanilla" / "model.safetensors")
