@@ -343,3 +343,33 @@ def test_manu_writes_an_ordinary_checkpoint_without_training(setup, tmp_path):
     assert card["lora"] is False and pruned == round(0.05 * 2 * 256)
     zeroed = sum(int((after[k] == 0).all(dim=0).sum()) for k in changed)
     assert zeroed == pruned
+
+
+def _token_mean_worker(rank: int, port: int, out):
+    import torch.distributed as dist
+
+    from unlearners.methods.losses import token_mean
+
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2)
+    total, count = torch.tensor([6.0, 30.0][rank]), torch.tensor([2, 8][rank])
+    out[rank] = float(token_mean(total, count))
+    dist.destroy_process_group()
+
+
+def test_token_mean_normalises_by_the_global_token_count_across_processes():
+    """Two gloo processes with 2 and 8 answer tokens: each divides by the mean count 5, so DDP's average of the
+    two losses (and gradients) is the single process's token mean (6 + 30) / 10, not (6/2 + 30/8) / 2."""
+    import socket
+
+    import torch.multiprocessing as mp
+
+    from unlearners.methods.losses import token_mean
+
+    assert float(token_mean(torch.tensor(6.0), torch.tensor(2))) == 3.0  # one process: the plain mean
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    out = mp.Manager().dict()
+    mp.spawn(_token_mean_worker, args=(port, out), nprocs=2, join=True)
+    assert (out[0], out[1]) == (6.0 / 5, 30.0 / 5)
+    assert (out[0] + out[1]) / 2 == pytest.approx((6.0 + 30.0) / 10)

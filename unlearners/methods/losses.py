@@ -7,6 +7,7 @@ outside the answer. The logits at position t predict the token at t + 1.
 from __future__ import annotations
 
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
 
 from ..collator import IGNORE_INDEX
@@ -20,6 +21,21 @@ def model_inputs(batch: dict) -> dict:
 def forward_logits(model, batch: dict) -> torch.Tensor:
     """``model(**inputs).logits``: (batch, seq, vocab)."""
     return model(**model_inputs(batch)).logits
+
+
+def token_mean(total: torch.Tensor, count: torch.Tensor) -> torch.Tensor:
+    """``total / count``: a sum over this batch's answer tokens over their count (scalar).
+
+    With several processes (``torch.distributed``, DDP or FSDP), ``count`` is replaced by the mean of every
+    process's count (one all-reduce): the processes' gradients, which DDP averages, then add up to the single
+    process's token mean over the global batch (``sum of all tokens' terms / all tokens``), instead of an
+    average of per-process means that weights a process's tokens by how few it has.
+    """
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        count = count.detach().to(torch.float64)
+        dist.all_reduce(count)
+        count = count / dist.get_world_size()
+    return total / count.clamp(min=1)
 
 
 def _shifted(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -48,7 +64,7 @@ def answer_nll(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     count = mask.sum()
     if count == 0:
         raise ValueError("the batch has no answer token (every label is -100)")
-    return -logp.sum() / count
+    return token_mean(-logp.sum(), count)
 
 
 def batch_nll(model, batch: dict) -> torch.Tensor:
@@ -84,7 +100,7 @@ def answer_kl(reference_logits: torch.Tensor, logits: torch.Tensor, labels: torc
     log_p = torch.log_softmax(logits[:, :-1].float(), dim=-1)
     log_ref = torch.log_softmax(reference_logits[:, :-1].float(), dim=-1)
     kl = F.kl_div(log_p, log_ref, log_target=True, reduction="none").sum(-1)
-    return (kl * mask).sum() / mask.sum().clamp(min=1)
+    return token_mean((kl * mask).sum(), mask.sum())
 
 
 def answer_lengths(labels: torch.Tensor) -> torch.Tensor:
@@ -101,7 +117,7 @@ def weighted_ascent(logits: torch.Tensor, labels: torch.Tensor, weight) -> torch
     """
     logp, mask = token_logprobs(logits, labels)
     w = weight(logp.detach().exp())
-    return (w * logp * mask).sum() / mask.sum().clamp(min=1)
+    return token_mean((w * logp * mask).sum(), mask.sum())
 
 
 def device_batches(collator, examples: list, batch_size: int, device):

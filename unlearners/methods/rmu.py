@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import torch
 
 from .base import Method, MethodConfig
-from .losses import model_inputs
+from .losses import model_inputs, token_mean
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +45,7 @@ def masked_mse(a: torch.Tensor, b: torch.Tensor, mask: torch.Tensor) -> torch.Te
 
     ``a``, ``b``: (batch, seq, hidden); ``mask``: (batch, seq) bool.
     """
-    return ((a.float() - b.float()) ** 2).mean(-1)[mask].mean()
+    return token_mean(((a.float() - b.float()) ** 2).mean(-1)[mask].sum(), mask.sum())
 
 
 class RMU(Method):

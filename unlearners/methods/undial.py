@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from .base import ForgetPlusRetain, RetainTermConfig
-from .losses import IGNORE_INDEX, forward_logits
+from .losses import IGNORE_INDEX, forward_logits, token_mean
 
 
 @dataclass
@@ -40,7 +40,7 @@ def adjusted_distillation(logits: torch.Tensor, reference_logits: torch.Tensor, 
     teacher = reference_logits[:, :-1].float()
     teacher = teacher - beta * F.one_hot(targets.masked_fill(~mask, 0), teacher.shape[-1]).to(teacher.dtype)
     cross = -(torch.softmax(teacher, -1) * torch.log_softmax(logits[:, :-1].float(), -1)).sum(-1)
-    return (cross * mask).sum() / mask.sum().clamp(min=1)
+    return token_mean((cross * mask).sum(), mask.sum())
 
 
 class UNDIAL(ForgetPlusRetain):
