@@ -382,3 +382,27 @@ def test_a_template_that_merges_prompt_and_answer_is_refused(base_vlm):
     batch = AnswerOnlyCollator(processor).encode([data.Example("001", "Who is this?", " Ann Lee.", None)])
     labels = batch["labels"][0]
     assert processor.tokenizer.decode(labels[labels != -100]) == " Ann Lee."
+
+
+def test_save_adapter_keeps_the_unmerged_lora_beside_the_merged_weights(base_vlm, tmp_path):
+    """The saved adapter on the base model gives the merged checkpoint's logits (PEFT, loaded independently)."""
+    from peft import PeftModel
+
+    out = tmp_path / "ga"
+    api.run("ga", ModelArguments(model=str(base_vlm), lora=True, save_adapter=True),
+            DataArguments(source="mini", forget_ratio=10), train_args(out, max_steps=2, learning_rate=5e-2))
+    assert {"adapter_config.json", "adapter_model.safetensors"} <= set(os.listdir(out / "adapter"))
+    examples = data.load_examples("mini", "forget", "image+text", forget_ratio=10)[:4]
+    batch = AnswerOnlyCollator(AutoProcessor.from_pretrained(out)).encode(examples)
+    inputs = {k: v for k, v in batch.items() if k != "labels"}
+    with torch.no_grad():
+        merged = AutoModelForImageTextToText.from_pretrained(out).eval()(**inputs).logits
+        base = AutoModelForImageTextToText.from_pretrained(base_vlm).eval()
+        base_logits = base(**inputs).logits
+        adapted = PeftModel.from_pretrained(base, out / "adapter").eval()(**inputs).logits
+    assert not torch.allclose(merged, base_logits, atol=1e-3)  # the adapter changed the model
+    assert torch.allclose(adapted, merged, atol=1e-4)
+    with pytest.raises(ValueError, match="--save_adapter needs LoRA training"):
+        api.run("ga", ModelArguments(model=str(base_vlm), lora=False, save_adapter=True),
+                DataArguments(source="mini", forget_ratio=10), train_args(tmp_path / "full", max_steps=1))
+    assert not (tmp_path / "full").exists()

@@ -87,7 +87,8 @@ def settings_of(method: Method, margs: ModelArguments, data: DataArguments, targ
             "source": data.source, "splits": data.splits, "forget_ratio": data.forget_ratio,
             "modality": data.modality, "train_subset": data.train_subset if "train" in method.data_streams() else None,
             "lora": margs.lora and not method.training_free, "lora_r": margs.lora_r, "lora_alpha": margs.lora_alpha,
-            "lora_dropout": margs.lora_dropout, "reference_model": margs.reference_model,
+            "lora_dropout": margs.lora_dropout, "save_adapter": margs.save_adapter,
+            "reference_model": margs.reference_model,
             "learning_rate": targs.learning_rate, "num_train_epochs": targs.num_train_epochs,
             "max_steps": targs.max_steps, "per_device_train_batch_size": targs.per_device_train_batch_size,
             "gradient_accumulation_steps": targs.gradient_accumulation_steps, "seed": targs.seed,
@@ -153,6 +154,9 @@ def run(method_name: str, margs: ModelArguments, data: DataArguments | dict[str,
     """
     method = get_method(method_name)(method_config)
     method.released = targs.protocol == "released"  # set here: a subclass may define its own __init__(config)
+    if margs.save_adapter and (not margs.lora or method.training_free):
+        raise ValueError(f"--save_adapter needs LoRA training: {method_name} "
+                         + ("trains no adapter (training-free)" if method.training_free else "runs with --lora false"))
     output_dir = targs.output_dir
     if targs.process_index == 0 and recover_publish(output_dir):
         log.warning("%s: the previous output is back in place (a publish was interrupted)", output_dir)
@@ -173,7 +177,7 @@ def run(method_name: str, margs: ModelArguments, data: DataArguments | dict[str,
         raise
     if not trainer.is_world_process_zero():
         return Path(output_dir).resolve()
-    save_model(trainer.model, trainer.processing_class, stage)
+    save_model(trainer.model, trainer.processing_class, stage, adapter=margs.save_adapter)
     settings = settings_of(method, margs, data if isinstance(data, DataArguments) else DataArguments(), targs)
     write_card(stage, {**settings, **method.card_notes(), **(card or {})})
     shutil.rmtree(stage / "trainer", ignore_errors=True)

@@ -112,8 +112,22 @@ def merged(model):
     return model.merge_and_unload() if hasattr(model, "merge_and_unload") else model
 
 
-def save_model(model, processor, folder: Path) -> None:
-    """Merged weights as ``model.safetensors`` (+ config, generation config) and the processor."""
+#: Where ``--save_adapter`` puts the unmerged LoRA adapter inside a checkpoint folder.
+ADAPTER_DIR = "adapter"
+
+
+def save_model(model, processor, folder: Path, adapter: bool = False) -> None:
+    """Merged weights as ``model.safetensors`` (+ config, generation config) and the processor; with
+    ``adapter`` and a PEFT model, first the unmerged adapter (``adapter_config.json``,
+    ``adapter_model.safetensors``) in ``folder/adapter``.
+
+    Raises:
+        ValueError: ``adapter`` asked for a model without LoRA adapters.
+    """
+    if adapter:
+        if not hasattr(model, "peft_config"):
+            raise ValueError("--save_adapter needs LoRA training (--lora true): full fine-tuning has no adapter")
+        model.save_pretrained(folder / ADAPTER_DIR, safe_serialization=True)
     model = merged(model)
     model.save_pretrained(folder, safe_serialization=True)
     processor.save_pretrained(folder)

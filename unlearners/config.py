@@ -27,6 +27,9 @@ class ModelArguments:
     lora_r: int = 16
     lora_alpha: int = 16
     lora_dropout: float = 0.05
+    save_adapter: bool = field(default=False, metadata={
+        "help": "with --lora: also save the unmerged adapter in <output_dir>/adapter (PEFT format) beside the merged "
+                "weights, for serving many adapters on one base model"})
     freeze_vision_tower: bool = field(default=True, metadata={"help": "full fine-tuning: keep the vision tower frozen"})
     freeze_projector: bool = field(default=False, metadata={"help": "full fine-tuning: keep the projector frozen"})
 
