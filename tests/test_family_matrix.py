@@ -20,6 +20,7 @@ from mllmu_tasks import docs
 from mllmu_tasks.backend import MLLMUVisionLM
 from mllmu_tasks.mini import families
 from mllmu_tasks.sources import resolve_source
+from family_support import forward_logits
 from unlearners import api
 from unlearners.collator import IGNORE_INDEX, AnswerOnlyCollator, chat_content
 from unlearners.config import DataArguments, ModelArguments, UnlearnTrainingArguments
@@ -168,8 +169,18 @@ def test_training_prompt_is_the_scoring_prompt(family, root):
 def train(family_path, out, *, lora=True, modality="image+text"):
     args = UnlearnTrainingArguments(output_dir=str(out), use_cpu=True, max_steps=1, learning_rate=5e-2,
                                     disable_tqdm=True, seed=0, per_device_train_batch_size=2, logging_steps=1)
-    return api.run("grad_diff", ModelArguments(model=family_path, lora=lora),
+    return api.run("grad_diff", ModelArguments(model=family_path, lora=lora, save_adapter=lora),
                    DataArguments(source="mini", forget_ratio=10, modality=modality), args)
+
+
+def assert_adapter_is_the_merged_model(base: str, out) -> None:
+    from peft import PeftModel
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    enc = AutoProcessor.from_pretrained(out).tokenizer(["Where was Ann Lee born?"], return_tensors="pt")
+    merged = forward_logits(AutoModelForImageTextToText.from_pretrained(out).eval(), enc, text_only=True)
+    adapted = PeftModel.from_pretrained(AutoModelForImageTextToText.from_pretrained(base), out / "adapter").eval()
+    assert torch.allclose(forward_logits(adapted, enc, text_only=True), merged, atol=1e-4)
 
 
 @pytest.mark.parametrize("family", FAMILIES)
@@ -181,6 +192,8 @@ def test_unlearning_lora_full_text_only(family, root):
         train(base, out, lora=lora, modality=modality)
         lm = MLLMUVisionLM(pretrained=str(out), device="cpu", batch_size=2)
         assert len(score(lm, False)) == 4
+        if lora:  # the kept adapter on the base model is the merged checkpoint (a text-only forward)
+            assert_adapter_is_the_merged_model(base, out)
         if not lora:
             after = load_file(f"{out}/model.safetensors")
             projector = [k for k in before if _in_part(k, PROJECTOR_PARTS) and before[k].is_floating_point()]
