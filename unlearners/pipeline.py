@@ -13,8 +13,13 @@ On the embedded default (``--source mini``, no ``--base_model``) on a CPU:
    JSON; ``--suite``: the paper protocol ``mllmu``, or ``mllmu-zs`` for the
    embedded tiny model, which learned only zero-shot formats), plus ``identity``: the vanilla model on the forget set with each
    portrait swapped for another profile's (should fall to chance);
-6. ``report``: ``report.md`` (the paper's Table-2 layout and set summaries)
-   and ``forget_vs_retain.png``.
+6. ``holdout`` (before ``vanilla``): ``--holdout_profiles`` retain profiles
+   left out of every stage through a copy of the data; ``retrained``: the
+   pre-trained model fine-tuned like the vanilla one on the retain profiles;
+   ``audit/<model>`` and ``relearn/<model>``: the privacy audit
+   (:mod:`unlearners.audit`; ``--audit false`` skips these);
+7. ``report``: ``report.md`` (the paper's Table-2 layout, set summaries,
+   privacy section), ``forget_vs_retain.png`` and ``forget_quality.png``.
 
 With ``--source path/to/ft_qa.jsonl --splits splits.json`` (the real profile
 text, no images) the pipeline is text-only: vanilla fine-tuning on every
