@@ -498,7 +498,7 @@ def write_report(cfg: PipelineConfig, out: Path, results: dict[str, dict], ident
                   "zero-shot drills, and the released few-shot context is new to it)."), ""]
     if cfg.text_jsonl:
         lines += ["| model | forget ROUGE-L | retain ROUGE-L |", "|---|---:|---:|"]
-        lines += [f"| {n} | {r['forget_rougeL']:.3f} | {r['retain_rougeL']:.3f} |" for n, r in results.items()]
+        lines += [f"| {n} | {r['forget_rougeL']:.3f} | {r['retain_rougeL']:.3f} |" for n, r in results.items()] + [""]
     else:
         lines += [report.markdown_table(results), "Set summaries (mean of the six headline metrics, 0-1):", "",
                   report.summary_table(results)]
