@@ -311,6 +311,13 @@ def test_real_text_mode_names_people_cuts_profiles_and_reports_the_probe(tmp_pat
     assert [len(audit["text-only"][k]) for k in ("forget_scores", "holdout_scores")] == [2, 8]
     assert re.search(r"\| vanilla \| text-only \| .* \| n/a \|", text) and "| vanilla | image+text |" not in text
     assert not (out / "relearn").exists()
+    from unlearners.audit.cli import main as audit_main
+
+    audit_main(["--checkpoints", str(out / "vanilla"), "--retrained", str(out / "retrained"), "--holdout",
+                str(out / "data" / "holdout" / "holdout.json"), "--source", str(out / "data" / "ft_qa.jsonl"),
+                "--splits", str(out / "data" / "splits.json"), "--forget_ratio", "10", "--out", str(tmp_path / "a")])
+    row = next(line for line in text.splitlines() if line.startswith("| vanilla | text-only |"))
+    assert row in (tmp_path / "a" / "privacy.md").read_text()
 
 
 def test_methods_all_is_every_unlearning_method():

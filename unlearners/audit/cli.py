@@ -52,6 +52,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--retrained", required=True, help="the retrained model (fine-tuned on retain profiles only)")
     parser.add_argument("--holdout", required=True, help="holdout profile IDs (comma-separated) or a holdout.json")
     parser.add_argument("--source", default="mini", help="the benchmark data (mini, hub, or a local hub-layout copy)")
+    parser.add_argument("--splits", default=None, help="JSON splits file (needed with a JSON Lines --source)")
     parser.add_argument("--forget_ratio", type=int, default=10, help="forget ratio (%%)")
     parser.add_argument("--out", default="mllmu-audit", help="output folder")
     parser.add_argument("--device", default="cpu")
@@ -68,7 +69,7 @@ def main(argv: list[str] | None = None) -> None:
         missing = [str(c) for c in [*checkpoints, Path(args.retrained)] if not (c / "config.json").is_file()]
         if missing:
             raise FileNotFoundError(f"not a checkpoint folder (no config.json): {', '.join(missing)}")
-        data = audit_data(args.source, args.forget_ratio, holdout_ids(args.holdout))  # before any model loads
+        data = audit_data(args.source, args.forget_ratio, holdout_ids(args.holdout), args.splits)  # before any load
     except (FileNotFoundError, ValueError, SchemaError) as err:
         sys.exit(f"mllmu-audit: error: {err}")
     out = Path(args.out)
