@@ -216,6 +216,15 @@ class MLLMUVisionLM(HFMultimodalLM):
         """log p of each target token (tokens,), float32 as lm-eval's likelihoods."""
         return torch.log_softmax(logits, dim=-1).gather(-1, targets.unsqueeze(-1)).squeeze(-1)
 
+    def continuation_logprobs(self, context: str, continuation: str, images: list) -> torch.Tensor:
+        """log p(x_t | x_<t, images) of each continuation token (tokens,), float32; one request encoded as
+        :meth:`loglikelihood` encodes it, without the vocabulary moments of :meth:`continuation_token_stats`.
+
+        Raises:
+            ValueError: the context's tokens are not a prefix of the full text's tokens.
+        """
+        return self._token_logprobs(*self._continuation_logits(context, continuation, images))
+
     def continuation_token_stats(self, context: str, continuation: str, images: list) -> dict[str, torch.Tensor]:
         """Per continuation token: its log-probability and the model's own log-probability moments there.
 

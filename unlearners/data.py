@@ -250,8 +250,8 @@ def cut_jsonl(source: str | Path, splits: str | Path, forget_ratio: int, profile
         KeyError, SchemaError: see :func:`mllmu_tasks.ft_data.split_ids` / ``read_ft_jsonl``.
     """
     forget_all, retain_all = split_ids(read_splits(splits), forget_ratio)
-    lines = [line for line in Path(source).read_text(encoding="utf-8").splitlines() if line.strip()]
-    ids = [pairs[0].profile_id for pairs in read_ft_jsonl(source)]
+    lines = jsonl_lines(source)
+    ids = [i for i, _ in lines]
     if not 2 <= profiles <= len(ids):
         raise ValueError(f"--profiles must be between 2 and {len(ids)} (the profiles in {source}), got {profiles}")
     n_forget = max(1, round(profiles * forget_ratio / 100))
@@ -261,11 +261,28 @@ def cut_jsonl(source: str | Path, splits: str | Path, forget_ratio: int, profile
     if len(forget) < n_forget or len(retain) < profiles - n_forget:
         raise ValueError(f"{splits}: too few forget/retain profiles for --profiles {profiles} at forget ratio "
                          f"{forget_ratio} % ({len(forget)} forget, {len(retain)} retain found)")
-    kept = set(forget) | set(retain)
+    return write_jsonl_subset(lines, set(forget) | set(retain), forget, retain, forget_ratio, out_dir)
+
+
+def jsonl_lines(source: str | Path) -> list[tuple[str, str]]:
+    """``(profile ID, line)`` of each profile of a JSON Lines ``ft_Data``, in file order, the lines as written.
+
+    Raises:
+        SchemaError: a line that is not the ft_Data schema (see ``read_ft_jsonl``).
+    """
+    ids = [pairs[0].profile_id for pairs in read_ft_jsonl(source)]
+    lines = [line for line in Path(source).read_text(encoding="utf-8").splitlines() if line.strip()]
+    return list(zip(ids, lines))
+
+
+def write_jsonl_subset(lines: list[tuple[str, str]], kept: set[str], forget: list[str], retain: list[str],
+                       forget_ratio: int, out_dir: str | Path) -> tuple[Path, Path]:
+    """``out_dir/ft_qa.jsonl`` (the ``kept`` profiles' lines of :func:`jsonl_lines`, byte for byte, in file order)
+    and ``out_dir/splits.json`` (``forget_X`` / ``retain_{100-X}``: ``forget``, ``retain``); returns both paths."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     jsonl, split_file = out / "ft_qa.jsonl", out / "splits.json"
-    jsonl.write_text("".join(line + "\n" for line, i in zip(lines, ids) if i in kept), encoding="utf-8")
+    jsonl.write_text("".join(line + "\n" for i, line in lines if i in kept), encoding="utf-8")
     split_file.write_text(json.dumps({forget_config(forget_ratio): forget, retain_config(forget_ratio): retain},
                                      indent=1), encoding="utf-8")
     return jsonl, split_file

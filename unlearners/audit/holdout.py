@@ -16,12 +16,14 @@ from pathlib import Path
 
 import datasets
 
-from mllmu_tasks.ft_data import parse_metadata, read_ft_jsonl, read_splits, split_ids
+from mllmu_tasks.ft_data import parse_metadata, read_splits, split_ids
 from mllmu_tasks.images import checked_image_bytes
 from mllmu_tasks.mini.generator import write_hub_layout
 from mllmu_tasks.schema import (CELEBRITY_CONFIG, FT_CONFIG, FULL_CONFIG, TEST_CONFIG, features_for, forget_config,
                                 retain_config)
 from mllmu_tasks.sources import Source, image_root, load_config, profile_ids
+
+from ..data import jsonl_lines, write_jsonl_subset
 
 
 def draw_holdout(retain: list[str], count: int, seed: int, where: str) -> list[str]:
@@ -53,18 +55,18 @@ def holdout_jsonl(source: str | Path, splits: str | Path, forget_ratio: int, cou
         ValueError, KeyError, SchemaError: a bad count (:func:`draw_holdout`), splits without the ratio, bad lines.
     """
     forget, retain = split_ids(read_splits(splits), forget_ratio)
-    lines = [line for line in Path(source).read_text(encoding="utf-8").splitlines() if line.strip()]
-    ids = [pairs[0].profile_id for pairs in read_ft_jsonl(source)]
-    holdout = draw_holdout([i for i in retain if i in set(ids)], count, seed, f"{splits} ({retain_config(forget_ratio)})")
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    jsonl, split_file = out / "ft_qa.jsonl", out / "splits.json"
-    jsonl.write_text("".join(line + "\n" for line, i in zip(lines, ids) if i not in holdout), encoding="utf-8")
-    split_file.write_text(json.dumps({forget_config(forget_ratio): forget,
-                                      retain_config(forget_ratio): [i for i in retain if i not in holdout]}, indent=1),
-                          encoding="utf-8")
-    (out / "holdout.json").write_text(json.dumps({"forget_ratio": forget_ratio, "holdout": holdout}))
+    lines = jsonl_lines(source)
+    present = {i for i, _ in lines}
+    holdout = draw_holdout([i for i in retain if i in present], count, seed,
+                           f"{splits} ({retain_config(forget_ratio)})")
+    jsonl, split_file = write_jsonl_subset(lines, present - set(holdout), forget,
+                                           [i for i in retain if i not in holdout], forget_ratio, out_dir)
+    _write_holdout_json(Path(out_dir), forget_ratio, holdout)
     return jsonl, split_file, holdout
+
+
+def _write_holdout_json(folder: Path, forget_ratio: int, holdout: list[str]) -> None:
+    (folder / "holdout.json").write_text(json.dumps({"forget_ratio": forget_ratio, "holdout": holdout}))
 
 
 def _row_id(config: str, row: dict, index: int, source: Source) -> str:
@@ -108,5 +110,5 @@ def holdout_mirror(source: Source, forget_ratio: int, holdout: list[str], out_di
                 if _row_id(config, row, i, source) not in holdout]
         tables[config] = datasets.Dataset.from_list(rows, features=features_for(config))
     root = write_hub_layout(tables, out_dir)
-    (Path(root) / "holdout.json").write_text(json.dumps({"forget_ratio": forget_ratio, "holdout": list(holdout)}))
+    _write_holdout_json(Path(root), forget_ratio, list(holdout))
     return root

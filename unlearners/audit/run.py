@@ -48,10 +48,10 @@ class AuditData:
 
 
 def _pairs(profiles, modality: str, source: Source | None) -> list[Example]:
-    examples = to_examples(profiles, "image+text" if source is not None else "text-only", source)
+    examples = to_examples(profiles, modality, source)  # text-only: no image decoded
     if modality == "image+text":
         return examples
-    return [dataclasses.replace(e, image=None) for e in examples if not PERSON_REFERENCE.search(e.question)]
+    return [e for e in examples if not PERSON_REFERENCE.search(e.question)]
 
 
 def audit_data(source: str, forget_ratio: int, holdout: list[str], splits: str | None = None) -> AuditData:
@@ -109,8 +109,8 @@ def _option_logprob(lm, question: Example, option: str) -> tuple[float, int]:
     """(summed log-probability in nats, token count) of ``option`` as the assistant's answer, scored over the span
     training labels (the answer and the template's end of turn)."""
     context, continuation = training_span(lm.processor, dataclasses.replace(question, answer=option))
-    stats = lm.continuation_token_stats(context, continuation, [question.image] if question.image else [])
-    return float(stats["logp"].double().sum()), int(stats["logp"].numel())
+    logp = lm.continuation_logprobs(context, continuation, [question.image] if question.image else [])
+    return float(logp.double().sum()), int(logp.numel())
 
 
 def truth_ratios(lm, questions: list[tuple[Example, str, list[str]]]) -> list[float]:
@@ -130,18 +130,19 @@ def audit_checkpoint(lm, data: AuditData) -> dict:
     out = {}
     for modality in data.forget:
         image = modality == "image+text"
-        members = membership_scores(lm, data.forget[modality], with_image=image)
-        others = membership_scores(lm, data.holdout[modality], with_image=image)
-        out[modality] = {
-            "auc": {a: auc([s[a] for s in members], [s[a] for s in others]) for a in ATTACKS},
-            "forget_scores": members, "holdout_scores": others,
-            "truth_ratios": truth_ratios(lm, data.mc[modality]) if data.mc.get(modality) else None,
-        }
+        out[modality] = {**_membership(lm, data.forget[modality], data.holdout[modality], image),
+                         "truth_ratios": truth_ratios(lm, data.mc[modality]) if data.mc.get(modality) else None}
         if data.gen_forget.get(modality) and data.gen_holdout.get(modality):  # the evaluation's generation answers
-            gen = [membership_scores(lm, d[modality], with_image=image) for d in (data.gen_forget, data.gen_holdout)]
-            out[modality]["generation"] = {"auc": {a: auc(*[[s[a] for s in g] for g in gen]) for a in ATTACKS},
-                                           "forget_scores": gen[0], "holdout_scores": gen[1]}
+            out[modality]["generation"] = _membership(lm, data.gen_forget[modality], data.gen_holdout[modality], image)
     return out
+
+
+def _membership(lm, members: list[Example], non_members: list[Example], image: bool) -> dict:
+    """``{"auc": {attack: auc}, "forget_scores", "holdout_scores"}`` of members against non-members."""
+    own = membership_scores(lm, members, with_image=image)
+    others = membership_scores(lm, non_members, with_image=image)
+    return {"auc": {a: auc([s[a] for s in own], [s[a] for s in others]) for a in ATTACKS},
+            "forget_scores": own, "holdout_scores": others}
 
 
 def compare(audit: dict, retrained: dict) -> dict:
