@@ -55,11 +55,39 @@ def headline(results: dict, set_name: str, kind: str, modality: str) -> float | 
 
 def summary(results: dict) -> dict[str, float | None]:
     """``{set: mean of its available headline metrics}`` (fractions 0-1; None if none ran)."""
-    out = {}
-    for s in SETS:
-        values = [v for k in KINDS for m in MODS if (v := headline(results, s, k, m)) is not None]
-        out[s] = sum(values) / len(values) if values else None
-    return out
+    return {s: set_score(results, (s,)) for s in SETS}
+
+
+#: The sets whose summary is model utility: the retain profiles and the real celebrities (Liu et al. 2025, Sec. 3).
+UTILITY_SETS = ("retain", "celebrity")
+
+
+def set_score(results: dict, sets=UTILITY_SETS) -> float | None:
+    """Mean of the available headline metrics over ``sets`` (fraction 0-1; None if none ran).
+
+    ``set_score(results, ("forget",))`` is the forget-set summary (forget efficacy: lower = more forgotten);
+    the default is model utility, the retain and celebrity sets' 12 headline metrics weighted equally.
+    """
+    values = [v for s in sets for k in KINDS for m in MODS if (v := headline(results, s, k, m)) is not None]
+    return sum(values) / len(values) if values else None
+
+
+def set_score_interval(scores: dict[str, dict], sets=UTILITY_SETS, n_boot: int = 1000, seed: int = 0,
+                       level: float = 0.95) -> tuple[float, float] | None:
+    """Percentile bootstrap interval of :func:`set_score` from per-question values
+    (:func:`load_question_scores`), each leaf task's questions resampled with replacement independently
+    (Efron & Tibshirani 1993, Sec. 13.3); None when no task of ``sets`` has per-question values.
+    Draws: ``numpy.random.default_rng(seed)``, one ``(n_boot, n)`` block per task in column order."""
+    import numpy as np
+
+    tasks = [leaf_task(scores, s, k, m) for s in sets for k in KINDS for m in MODS]
+    columns = [np.fromiter(scores[t].values(), dtype=float) for t in tasks if scores.get(t)]
+    if not columns:
+        return None
+    rng = np.random.default_rng(seed)
+    means = np.stack([v[rng.integers(0, v.size, size=(n_boot, v.size))].mean(axis=1) for v in columns], axis=1)
+    tail = 100 * (1 - level) / 2
+    return float(np.percentile(means.mean(axis=1), tail)), float(np.percentile(means.mean(axis=1), 100 - tail))
 
 
 def _cell(kind: str, value: float | None) -> str:

@@ -23,7 +23,7 @@ from mllmu_tasks.family import checkpoint_model_type
 
 from . import __version__
 from .checkpoint import (check_output_dir, discard_staging, prepare_staging, publish, recover_publish, save_model,
-                         staging_dir, trainer_checkpoints, write_card)
+                         staging_dir, trainer_checkpoints, write_card, write_json_atomic)
 from .collator import make_collator
 from .config import DataArguments, ModelArguments, UnlearnTrainingArguments
 from .data import Example, PairedDataset, load_subsets
@@ -38,6 +38,8 @@ log = logging.getLogger(__name__)
 
 #: Which profiles each stream holds (``train`` follows ``DataArguments.train_subset``).
 STREAM_SUBSETS = {"forget": "forget", "retain": "retain"}
+#: The run's loss curve beside the checkpoint: the Trainer's ``log_history`` (one entry per ``logging_steps``).
+LOG_HISTORY = "log_history.json"
 
 
 def build_streams(method: Method, data: DataArguments) -> dict:
@@ -58,6 +60,31 @@ def build_reference(method: Method, margs: ModelArguments, model, device, dtype)
         ref, _ = load_model(margs, margs.reference_model, dtype)
         return FrozenReference(ref.to(device).eval().requires_grad_(False))
     return adapter_disabled_reference(model) if margs.lora else frozen_copy_reference(model, device)
+
+
+#: Sharding an accelerate config asks for (its environment switch) and the distributed type that runs it.
+SHARDING = {"ACCELERATE_USE_FSDP": ("FSDP", "FSDP"), "ACCELERATE_USE_DEEPSPEED": ("DeepSpeed", "DEEPSPEED")}
+
+
+def check_sharding(targs: UnlearnTrainingArguments) -> None:
+    """Refuse a sharded run that would silently run unsharded.
+
+    accelerate 1.15 applies an FSDP or DeepSpeed config only on accelerators
+    (``AcceleratorState``: FSDP in the multi-GPU branch, DeepSpeed ``and not cpu``);
+    on the CPU (``--use_cpu``, or no GPU) the same launch trains as plain DDP
+    over gloo (``MULTI_CPU``), every process holding the whole model.
+
+    Raises:
+        ValueError: the launch asks for FSDP or DeepSpeed and the processes are not running it.
+    """
+    import os
+
+    running = targs.distributed_state.distributed_type.name
+    for switch, (name, kind) in SHARDING.items():
+        if os.environ.get(switch, "false").lower() == "true" and running != kind:
+            raise ValueError(f"the accelerate config asks for {name}, but accelerate runs {name} only on GPUs: here "
+                             f"the processes would train as {running} (plain data parallel, no sharding); use "
+                             "examples/accelerate/cpu_2proc.yaml for data parallel on CPUs, or GPUs for sharding")
 
 
 def resume_point(value: str | None, output_dir: str | Path) -> Path | None:
@@ -137,7 +164,8 @@ def run(method_name: str, margs: ModelArguments, data: DataArguments | dict[str,
     """Train with a method and write the checkpoint to ``targs.output_dir``; returns its path.
 
     ``data``: the data settings, or ready streams ``{stream: [Example]}``
-    (then ``card`` describes the data for the model card). Only the main
+    (then ``card`` describes the data for the model card); the loss curve is kept in
+    ``log_history.json`` (the Trainer's ``log_history``). Only the main
     process writes; the checkpoint appears complete or not at all.
 
     Checkpoints (``--save_strategy steps``) are kept in the staging folder
@@ -149,7 +177,7 @@ def run(method_name: str, margs: ModelArguments, data: DataArguments | dict[str,
         FileExistsError: the output exists (without ``overwrite``), or an
             unfinished run's checkpoints wait (without ``resume_from_checkpoint`` or ``overwrite``).
         ValueError, FileNotFoundError, SchemaError: bad method, model or data;
-            nothing to resume from.
+            nothing to resume from; an FSDP or DeepSpeed launch that would run unsharded (:func:`check_sharding`).
         NonFiniteLossError: the loss became NaN/inf (nothing is written).
     """
     method = get_method(method_name)(method_config)
@@ -157,6 +185,7 @@ def run(method_name: str, margs: ModelArguments, data: DataArguments | dict[str,
     if margs.save_adapter and (not margs.lora or method.training_free):
         raise ValueError(f"--save_adapter needs LoRA training: {method_name} "
                          + ("trains no adapter (training-free)" if method.training_free else "runs with --lora false"))
+    check_sharding(targs)
     output_dir = targs.output_dir
     if targs.process_index == 0 and recover_publish(output_dir):
         log.warning("%s: the previous output is back in place (a publish was interrupted)", output_dir)
@@ -180,5 +209,6 @@ def run(method_name: str, margs: ModelArguments, data: DataArguments | dict[str,
     save_model(trainer.model, trainer.processing_class, stage, adapter=margs.save_adapter)
     settings = settings_of(method, margs, data if isinstance(data, DataArguments) else DataArguments(), targs)
     write_card(stage, {**settings, **method.card_notes(), **(card or {})})
+    write_json_atomic(stage / LOG_HISTORY, trainer.state.log_history)
     shutil.rmtree(stage / "trainer", ignore_errors=True)
     return publish(output_dir)

@@ -29,7 +29,8 @@ questions name the person (``--named``, :func:`unlearners.data.named_jsonl`:
 sent without the image, "this person" is the same question for everyone);
 ``--profiles N`` trains on N profiles with the forget share kept
 (:func:`unlearners.data.cut_jsonl`); ``--method_args npo.retain_weight=3``
-sets a method's hyper-parameters.
+sets a method's hyper-parameters, ``--train_args weight_decay=0.01`` the
+unlearning stages' ``TrainingArguments``.
 
 Every stage records in ``manifest.json`` a key hashing its settings, its
 data, its upstream stages' keys, the seed and the package version; a rerun
@@ -118,6 +119,7 @@ class PipelineConfig:
     checkpoint_steps: int = 200            # training stages save a checkpoint this often (0: never); reruns resume
     profiles: int = 0                      # JSONL mode: train on this many profiles (forget share kept); 0: all
     method_args: str = ""                  # per-method settings, e.g. "npo.retain_weight=3,grad_diff.retain_weight=2"
+    train_args: str = ""                   # unlearning stages' TrainingArguments, e.g. "weight_decay=0.01,seed=1"
     named: bool = True                     # JSONL mode: questions name the person (data.named_jsonl), not "this person"
     holdout_profiles: int = 4              # retain profiles no model is trained on: the audit's non-members
     audit: bool = True                     # privacy audit (unlearners.audit): a retrained model, MIA, forget quality
@@ -224,22 +226,24 @@ class Manifest:
 
 
 def _train_args(cfg: PipelineConfig, out: Path, epochs: float, lr: float, batch: int,
-                released: bool = False, max_steps: int = -1, warmup: int = 30) -> UnlearnTrainingArguments:
+                released: bool = False, max_steps: int = -1, warmup: int = 30,
+                extra: dict | None = None) -> UnlearnTrainingArguments:
     """Training settings of a stage; ``released``: the released scripts' schedule (linear, no warm-up), else
-    constant after ``warmup`` steps; ``max_steps`` > 0 overrides ``epochs``."""
+    constant after ``warmup`` steps; ``max_steps`` > 0 overrides ``epochs``; ``extra``: fields set last
+    (:func:`train_overrides`)."""
     on_gpu = cfg.device != "cpu"
     schedule = dict(lr_scheduler_type="linear", warmup_steps=0) if released else \
         dict(lr_scheduler_type="constant_with_warmup", warmup_steps=warmup)
     # checkpoints every checkpoint_steps (the last one kept): a killed stage continues from it on rerun
     saving = dict(save_strategy="steps", save_steps=cfg.checkpoint_steps, save_total_limit=1) \
         if cfg.checkpoint_steps else dict(save_strategy="no")
-    return UnlearnTrainingArguments(output_dir=str(out), overwrite=True, num_train_epochs=epochs, max_steps=max_steps,
-                                    learning_rate=lr,
-                                    per_device_train_batch_size=batch, seed=cfg.seed, use_cpu=not on_gpu,
-                                    bf16=on_gpu and torch.cuda.is_bf16_supported(), max_grad_norm=1.0,
-                                    logging_steps=50, disable_tqdm=False,
+    settings = dict(num_train_epochs=epochs, max_steps=max_steps, learning_rate=lr, per_device_train_batch_size=batch,
+                    seed=cfg.seed, bf16=on_gpu and torch.cuda.is_bf16_supported(), max_grad_norm=1.0,
+                    logging_steps=50, disable_tqdm=False, **schedule, **saving)
+    settings.update(extra or {})
+    return UnlearnTrainingArguments(output_dir=str(out), overwrite=True, use_cpu=not on_gpu,
                                     resume_from_checkpoint="last" if trainer_checkpoints(out) else None,
-                                    protocol="released" if released else "corrected", **schedule, **saving)
+                                    protocol="released" if released else "corrected", **settings)
 
 
 def _finetune(cfg: PipelineConfig, start: str, out: Path, examples: list, epochs: float, note: str,
@@ -311,9 +315,52 @@ def method_config(cfg: PipelineConfig, method: str):
         if field not in fields:
             raise ValueError(f"--method_args entry {entry!r}: {method} has no setting {field!r} "
                              f"(it has {', '.join(fields)})")
-        kind = type(fields[field].default)
-        values[field] = value.lower() in ("1", "true", "yes") if kind is bool else kind(value)
+        values[field] = typed(value, type(fields[field].default))
     return cls(**values)
+
+
+#: ``TrainingArguments`` the pipeline sets itself: ``--train_args`` cannot change them.
+OWNED_TRAIN_ARGS = ("output_dir", "overwrite", "resume_from_checkpoint", "protocol", "use_cpu")
+
+
+def field_type(hint) -> type:
+    """The type a flag's text converts to: ``hint`` itself, or the first of its ``Optional``/``Union`` members
+    (``str`` when that is not a plain bool, int, float or str)."""
+    kind = next((t for t in typing.get_args(hint) or (hint,) if t is not type(None)), str)
+    return kind if kind in (bool, int, float, str) else str
+
+
+def typed(value: str, kind: type):
+    """A flag's text as ``kind`` (bool: 1/true/yes, case-insensitive).
+
+    Raises:
+        ValueError: the text is not a ``kind``.
+    """
+    return value.lower() in ("1", "true", "yes") if kind is bool else kind(value)
+
+
+def train_overrides(cfg: PipelineConfig) -> dict:
+    """``--train_args`` (``<field>=<value>,...``) as typed ``UnlearnTrainingArguments`` fields for the
+    unlearning stages, e.g. ``weight_decay=0.01,lr_scheduler_type=linear,seed=1``.
+
+    Raises:
+        ValueError: an entry not of that form, a field ``TrainingArguments`` lacks or the pipeline owns
+            (:data:`OWNED_TRAIN_ARGS`), or a value of the wrong type (names the entry).
+    """
+    hints = typing.get_type_hints(UnlearnTrainingArguments)
+    fields = {f.name for f in dataclasses.fields(UnlearnTrainingArguments) if f.init} - set(OWNED_TRAIN_ARGS)
+    out = {}
+    for entry in filter(None, (e.strip() for e in cfg.train_args.split(","))):
+        name, _, value = (part.strip() for part in entry.partition("="))
+        if not value or name not in fields:
+            why = "the pipeline sets it" if name in OWNED_TRAIN_ARGS else "expected <TrainingArguments field>=<value>"
+            raise ValueError(f"--train_args entry {entry!r}: {why}")
+        kind = field_type(hints[name])
+        try:
+            out[name] = typed(value, kind)
+        except ValueError:
+            raise ValueError(f"--train_args entry {entry!r}: {value!r} is not a {kind.__name__}") from None
+    return out
 
 
 def expand_methods(methods: tuple[str, ...]) -> tuple[str, ...]:
@@ -357,8 +404,8 @@ def unlearn(cfg: PipelineConfig, vanilla: Path, method: str, modality: str, out:
     reference_model = str(reference) if reference is not None and method == "npo" else None
     train(method, ModelArguments(model=str(vanilla), lora=cfg.lora, reference_model=reference_model),
           DataArguments(source=cfg.source, splits=cfg.splits, forget_ratio=cfg.forget_ratio, modality=modality),
-          _train_args(cfg, out, cfg.unlearn_epochs, cfg.unlearn_lr, cfg.unlearn_batch_size, cfg.released),
-          method_config(cfg, method))
+          _train_args(cfg, out, cfg.unlearn_epochs, cfg.unlearn_lr, cfg.unlearn_batch_size, cfg.released,
+                      extra=train_overrides(cfg)), method_config(cfg, method))
 
 
 def probe_scores(cfg: PipelineConfig, checkpoint: Path, out_json: Path) -> None:
@@ -453,7 +500,7 @@ def audit_stages(cfg: PipelineConfig, out: Path, manifest: Manifest, audited: tu
         audits[name] = json.loads(target.read_text())
     compared = {name: compare(a, audits["retrained"]) for name, a in audits.items()}
     if not cfg.text_jsonl:
-        utility = {name: report.summary(res)["retain"] for name, res in results.items()}
+        utility = {name: report.set_score(res) for name, res in results.items()}
         plot_forget_quality(compared, {n: u for n, u in utility.items() if u is not None}, out / "forget_quality.png")
     return privacy_markdown(compared)
 
@@ -521,7 +568,7 @@ def check_config(cfg: PipelineConfig) -> PipelineConfig:
 
     Raises:
         ValueError: a bad ``--suite``, ``--protocol released`` with JSON Lines text, an unknown method or
-            ``--method_args`` entry, ``--profiles`` without a JSON Lines source and splits.
+            ``--method_args`` or ``--train_args`` entry, ``--profiles`` without a JSON Lines source and splits.
     """
     if cfg.suite not in ("auto", "mllmu", "mllmu-zs"):
         raise ValueError(f"--suite must be auto, mllmu (the paper protocol) or mllmu-zs, got {cfg.suite!r}")
@@ -533,6 +580,7 @@ def check_config(cfg: PipelineConfig) -> PipelineConfig:
                          "the evaluation-schema sources keep their own forget/retain configurations")
     cfg = dataclasses.replace(cfg, methods=expand_methods(cfg.methods))
     check_method_args(cfg)
+    train_overrides(cfg)
     return cfg
 
 
@@ -547,6 +595,7 @@ def run_pipeline(cfg: PipelineConfig, log=print) -> str:
     out.mkdir(parents=True, exist_ok=True)
     (out / "pipeline_config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=2))
     cfg = checked
+    given = {"source": cfg.source, "splits": cfg.splits}  # as the user gave them: stage keys do not depend on --out_dir
     if cfg.text_jsonl and cfg.named:  # text-only "this person" questions cannot tell people apart
         cfg = dataclasses.replace(cfg, source=str(named_jsonl(cfg.source, out / "data" / "named.jsonl")))
     if cfg.profiles:
@@ -557,7 +606,7 @@ def run_pipeline(cfg: PipelineConfig, log=print) -> str:
     if cfg.holdout_profiles:
         cfg, holdout = holdout_stage(cfg, out, manifest)
     data_key = data_hash(cfg)
-    common = {"seed": cfg.seed, "data": data_key, "source": cfg.source, "splits": cfg.splits, "protocol": cfg.protocol}
+    common = {"seed": cfg.seed, "data": data_key, **given, "protocol": cfg.protocol}
 
     if cfg.base_model:
         start, upstream = cfg.base_model, []
@@ -600,7 +649,8 @@ def run_pipeline(cfg: PipelineConfig, log=print) -> str:
             stage, folder = unlearn_stage(method, modality), out / "unlearn" / f"{method}-{modality}"
             settings = {**common, "method": method, "modality": modality, "ratio": cfg.forget_ratio,
                         "epochs": cfg.unlearn_epochs, "lr": cfg.unlearn_lr, "lora": cfg.lora,
-                        "method_config": dataclasses.asdict(method_config(cfg, method))}
+                        "method_config": dataclasses.asdict(method_config(cfg, method)),
+                        **({"train_args": train_overrides(cfg)} if cfg.train_args else {})}
             released_npo = cfg.released and method == "npo"
             needs = ["vanilla"] + (["retrained"] if released_npo else [])
             manifest.run(stage, folder, settings, needs,
@@ -650,8 +700,7 @@ def parse(argv: list[str]) -> PipelineConfig:
         elif isinstance(default, bool):
             parser.add_argument(f"--{f.name}", default=default, type=lambda v: v.lower() in ("1", "true", "yes"))
         else:
-            kind = next(t for t in typing.get_args(hints[f.name]) or (hints[f.name],) if t is not type(None))
-            parser.add_argument(f"--{f.name}", default=default, type=kind)
+            parser.add_argument(f"--{f.name}", default=default, type=field_type(hints[f.name]))
     ns = vars(parser.parse_args(argv))
     for f in dataclasses.fields(PipelineConfig):
         if isinstance(f.default, tuple):

@@ -180,8 +180,8 @@ def privacy_markdown(compared: dict[str, dict]) -> str:
 def plot_forget_quality(compared: dict[str, dict], utility: dict[str, float], path) -> Path:
     """Forget quality (y, log scale) against model utility (x), one point per model and question modality (PNG).
 
-    ``compared``: :func:`compare` results by model; ``utility``: each model's retain-set summary (0-1,
-    :func:`mllmu_tasks.report.summary`). Models without a utility are left out.
+    ``compared``: :func:`compare` results by model; ``utility``: each model's utility (0-1, the retain and
+    celebrity sets' headline metrics, :func:`mllmu_tasks.report.set_score`). Models without one are left out.
     """
     import matplotlib
 
@@ -197,7 +197,7 @@ def plot_forget_quality(compared: dict[str, dict], utility: dict[str, float], pa
         for name, q in shown:
             ax.annotate(name, (utility[name], max(q, 1e-6)), textcoords="offset points", xytext=(5, 3), fontsize=7)
     ax.set_yscale("log")
-    ax.set_xlabel("model utility: retain set, mean of acc / ROUGE-L / cloze (0-1)")
+    ax.set_xlabel("model utility: retain + celebrity sets, mean of acc / ROUGE-L / cloze (0-1)")
     ax.set_ylabel("forget quality (KS p-value vs the retrained model)")
     ax.set_title("MLLMU-Bench: forget quality vs model utility")
     ax.grid(alpha=0.3)
