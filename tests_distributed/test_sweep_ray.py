@@ -94,6 +94,9 @@ def test_every_trial_finished_exactly_once_across_the_kill(resumed):
         if trial in before:  # finished before the kill: not started again, its record untouched
             assert len(attempts(out / "trials" / trial)) == 2 and before[trial] == rec
     assert f"{5 - len(before)} to run" in output
+    # the shared upstream (one vanilla model for all five) trained once, before the kill
+    [upstream] = (out / "upstream").iterdir()
+    assert (upstream / "log.txt").read_text().count("[vanilla] running") == 1
     # a third run has nothing to do
     assert "5 finished before, 0 to run" in sweep(out.parent / "sweep.yaml")
 
