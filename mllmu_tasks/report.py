@@ -117,14 +117,35 @@ def summary_table(results_by_model: dict[str, dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def plot_forget_vs_retain(results_by_model: dict[str, dict], path: str | Path) -> Path:
-    """Scatter of the forget summary (y) against the retain summary (x), one labelled point per model (PNG)."""
+def new_plot(size=(6, 5)):
+    """A matplotlib ``(figure, axes)`` on the file-only Agg backend, 120 dpi."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6, 5), dpi=120)
+    return plt.subplots(figsize=size, dpi=120)
+
+
+def save_plot(fig, ax, path: str | Path, xlabel: str, ylabel: str, title: str, legend: bool = False) -> Path:
+    """Label ``ax`` (a light grid; the legend if asked), write ``fig`` to ``path`` (PNG) and close it."""
+    import matplotlib.pyplot as plt
+
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    if legend:
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return Path(path)
+
+
+def plot_forget_vs_retain(results_by_model: dict[str, dict], path: str | Path) -> Path:
+    """Scatter of the forget summary (y) against the retain summary (x), one labelled point per model (PNG)."""
+    fig, ax = new_plot()
     for name, res in results_by_model.items():
         values = summary(res)
         if values["forget"] is None or values["retain"] is None:
@@ -132,17 +153,10 @@ def plot_forget_vs_retain(results_by_model: dict[str, dict], path: str | Path) -
         marker = "*" if name == "vanilla" else ("o" if "image+text" in name else "s")
         ax.scatter(values["retain"], values["forget"], s=120 if marker == "*" else 50, marker=marker)
         ax.annotate(name, (values["retain"], values["forget"]), textcoords="offset points", xytext=(5, 4), fontsize=8)
-    ax.set_xlabel("retain set (model utility), mean of acc / ROUGE-L / cloze")
-    ax.set_ylabel("forget set (lower = forgotten), same mean")
     ax.set_xlim(0, 1.02)
     ax.set_ylim(0, 1.02)
-    ax.set_title("MLLMU-Bench: forget vs retain")
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    out = Path(path)
-    fig.savefig(out)
-    plt.close(fig)
-    return out
+    return save_plot(fig, ax, path, "retain set (model utility), mean of acc / ROUGE-L / cloze",
+                     "forget set (lower = forgotten), same mean", "MLLMU-Bench: forget vs retain")
 
 
 # ---------------------------------------------------------------- runs with per-question samples, intervals

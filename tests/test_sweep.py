@@ -78,14 +78,14 @@ def test_bad_settings_are_one_line_naming_where(kw, message):
 def test_the_yaml_file_and_flags(tmp_path, capsys):
     path = tmp_path / "sweep.yaml"
     path.write_text("out_dir: here\npipeline: {size: test}\ngrid:\n  method: [ga]\n  unlearn_lr: [1.0e-3]\n"
-                    "resources: {cpus_per_trial: 2}\nselect: {forget_share: 0.3}\n")
+                    "resources: {cpus_per_trial: 2, cpus_per_upstream: 4}\nselect: {forget_share: 0.3}\n")
     loaded = load_spec(path)
-    assert (loaded.out_dir, loaded.cpus_per_trial, loaded.forget_share, loaded.grid["unlearn_lr"]) == \
-        ("here", 2.0, 0.3, [1e-3])
+    assert (loaded.out_dir, loaded.cpus_per_trial, loaded.cpus_per_upstream, loaded.forget_share,
+            loaded.grid["unlearn_lr"]) == ("here", 2.0, 4.0, 0.3, [1e-3])
     import argparse
 
     args = argparse.Namespace(config=str(path), set=["forget_ratio=5"], axis=["seed=0,1"], out_dir=None,
-                              cpus_per_trial=None, gpus_per_trial=1.0, forget_share=None)
+                              cpus_per_trial=None, gpus_per_trial=1.0, cpus_per_upstream=None, forget_share=None)
     built = build_spec(args)
     assert built.pipeline == {"size": "test", "forget_ratio": "5"} and built.grid["seed"] == ["0", "1"]
     assert built.gpus_per_trial == 1.0 and {t.config.forget_ratio for t in expand(built)} == {5}

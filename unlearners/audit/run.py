@@ -183,12 +183,9 @@ def plot_forget_quality(compared: dict[str, dict], utility: dict[str, float], pa
     ``compared``: :func:`compare` results by model; ``utility``: each model's utility (0-1, the retain and
     celebrity sets' headline metrics, :func:`mllmu_tasks.report.set_score`). Models without one are left out.
     """
-    import matplotlib
+    from mllmu_tasks.report import new_plot, save_plot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 5), dpi=120)
+    fig, ax = new_plot()
     for modality, marker in (("image+text", "o"), ("text-only", "s")):
         shown = [(name, c[modality]["forget_quality"]) for name, c in compared.items()
                  if name in utility and modality in c and c[modality]["forget_quality"] is not None]
@@ -197,12 +194,6 @@ def plot_forget_quality(compared: dict[str, dict], utility: dict[str, float], pa
         for name, q in shown:
             ax.annotate(name, (utility[name], max(q, 1e-6)), textcoords="offset points", xytext=(5, 3), fontsize=7)
     ax.set_yscale("log")
-    ax.set_xlabel("model utility: retain + celebrity sets, mean of acc / ROUGE-L / cloze (0-1)")
-    ax.set_ylabel("forget quality (KS p-value vs the retrained model)")
-    ax.set_title("MLLMU-Bench: forget quality vs model utility")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return Path(path)
+    return save_plot(fig, ax, path, "model utility: retain + celebrity sets, mean of acc / ROUGE-L / cloze (0-1)",
+                     "forget quality (KS p-value vs the retrained model)",
+                     "MLLMU-Bench: forget quality vs model utility", legend=True)

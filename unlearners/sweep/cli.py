@@ -35,7 +35,7 @@ def build_spec(args: argparse.Namespace) -> SweepSpec:
     spec = load_spec(args.config) if args.config else SweepSpec()
     spec.pipeline.update(_pairs(args.set, "--set"))
     spec.grid.update({k: v.split(",") for k, v in _pairs(args.axis, "--axis").items()})
-    for name in ("out_dir", "cpus_per_trial", "gpus_per_trial", "forget_share"):
+    for name in ("out_dir", "cpus_per_trial", "gpus_per_trial", "cpus_per_upstream", "forget_share"):
         if getattr(args, name) is not None:
             setattr(spec, name, getattr(args, name))
     return spec
@@ -56,6 +56,8 @@ def main(argv: list[str] | None = None) -> None:
                         help="a mllmu-pipeline setting shared by every trial; repeatable")
     parser.add_argument("--cpus_per_trial", type=float, help="CPUs a trial reserves (default 1)")
     parser.add_argument("--gpus_per_trial", type=float, help="GPUs a trial reserves (default 0)")
+    parser.add_argument("--cpus_per_upstream", type=float,
+                        help="CPUs (and threads) the shared vanilla/retrained training reserves (default: cpus_per_trial)")
     parser.add_argument("--forget_share", type=float,
                         help="best configuration per method: the highest model utility among trials whose forget "
                              "score is at most this share of the vanilla model's (default 0.5)")

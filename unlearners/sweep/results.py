@@ -161,13 +161,8 @@ def markdown(rows: list[dict], records: list[dict], forget_share: float) -> str:
 def plot(rows: list[dict], path: str | Path) -> Path:
     """Forget efficacy (x, lower = more forgotten) against model utility (y): one colour per method, each
     method's Pareto front drawn as a line, the vanilla model(s) as stars (PNG)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     points = headline(rows)
-    fig, ax = plt.subplots(figsize=(6.5, 5), dpi=120)
+    fig, ax = report.new_plot((6.5, 5))
     for i, method in enumerate(sorted({p["method"] for p in points.values()})):
         own = {t: p for t, p in points.items() if p["method"] == method}
         colour = f"C{i % 10}"
@@ -178,12 +173,6 @@ def plot(rows: list[dict], path: str | Path) -> Path:
     vanillas = sorted({(p["vanilla_forget"], p["vanilla_utility"]) for p in points.values()})
     if vanillas:
         ax.scatter(*zip(*vanillas), marker="*", s=160, color="black", label="vanilla")
-    ax.set_xlabel("forget efficacy: forget-set score (0-1, lower = more forgotten)")
-    ax.set_ylabel("model utility: retain + celebrity score (0-1)")
-    ax.set_title("Sweep: forget efficacy vs model utility (Pareto front per method)")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return Path(path)
+    return report.save_plot(fig, ax, path, "forget efficacy: forget-set score (0-1, lower = more forgotten)",
+                            "model utility: retain + celebrity score (0-1)",
+                            "Sweep: forget efficacy vs model utility (Pareto front per method)", legend=True)

@@ -230,9 +230,11 @@ def _run_tasks(spec: SweepSpec, pending: list[Trial], num_cpus: int | None, log)
     started = init_ray(num_cpus)
     try:
         opts = dict(num_cpus=spec.cpus_per_trial, num_gpus=spec.gpus_per_trial, max_retries=0)
-        upstream_task, trial_task = ray.remote(run_upstream).options(**opts), ray.remote(run_trial).options(**opts)
+        upstream_cpus = spec.cpus_per_upstream or spec.cpus_per_trial
+        upstream_task = ray.remote(run_upstream).options(**{**opts, "num_cpus": upstream_cpus})
+        trial_task = ray.remote(run_trial).options(**opts)
         configs = {t.upstream_id: t.upstream for t in pending}  # one task per distinct upstream
-        upstreams = {uid: upstream_task.remote(config, spec.cpus_per_trial) for uid, config in configs.items()}
+        upstreams = {uid: upstream_task.remote(config, upstream_cpus) for uid, config in configs.items()}
         running = {trial_task.remote(t, upstreams[t.upstream_id], spec.cpus_per_trial): t for t in pending}
         with tqdm(total=len(running), desc="mllmu-sweep trials", unit="trial") as bar:
             while running:

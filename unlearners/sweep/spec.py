@@ -24,7 +24,7 @@ The YAML file (every section optional but one of ``grid``/``trials``)::
       train.weight_decay: [0.0, 0.01]             # a TrainingArguments flag of the unlearning stage
     trials:                                       # single configurations, added to the grid's
       - {method: grad_diff, unlearn_epochs: 2}
-    resources: {cpus_per_trial: 1, gpus_per_trial: 0}
+    resources: {cpus_per_trial: 1, gpus_per_trial: 0, cpus_per_upstream: 2}
     select: {forget_share: 0.5}                   # the rule for each method's best configuration
 """
 
@@ -90,6 +90,7 @@ class SweepSpec:
     trials: list = field(default_factory=list)
     cpus_per_trial: float = 1
     gpus_per_trial: float = 0
+    cpus_per_upstream: float | None = None   # None: cpus_per_trial (the vanilla model trains with these threads)
     forget_share: float = 0.5
     origin: str = "the sweep flags"   # the YAML file, for error messages
 
@@ -107,7 +108,7 @@ def load_spec(path: str | Path) -> SweepSpec:
         extra = sorted(set(data) - set(SECTIONS)) if isinstance(data, dict) else type(data).__name__
         raise ValueError(f"{path}: unknown section(s) {extra} (a sweep file has {', '.join(SECTIONS)})")
     resources, select = data.get("resources") or {}, data.get("select") or {}
-    for name, section, known in (("resources", resources, {"cpus_per_trial", "gpus_per_trial"}),
+    for name, section, known in (("resources", resources, {"cpus_per_trial", "gpus_per_trial", "cpus_per_upstream"}),
                                  ("select", select, {"forget_share"})):
         if set(section) - known:
             raise ValueError(f"{path}: {name}: unknown key(s) {sorted(set(section) - known)} (known: {sorted(known)})")
@@ -115,6 +116,8 @@ def load_spec(path: str | Path) -> SweepSpec:
                      grid=dict(data.get("grid") or {}), trials=list(data.get("trials") or []),
                      cpus_per_trial=float(resources.get("cpus_per_trial", 1)),
                      gpus_per_trial=float(resources.get("gpus_per_trial", 0)),
+                     cpus_per_upstream=float(resources["cpus_per_upstream"]) if "cpus_per_upstream" in resources
+                     else None,
                      forget_share=float(select.get("forget_share", 0.5)), origin=str(path))
 
 
