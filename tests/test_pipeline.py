@@ -3,6 +3,7 @@
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -138,6 +139,19 @@ def test_rerun_skips_everything(finished, small_source):
     stdout = pipeline(out, small_source)
     assert stdout.count("unchanged, skipped") == len(before)
     assert json.loads((out / "manifest.json").read_text()) == before
+
+
+def test_a_moved_run_folder_resumes_with_every_stage_skipped(finished, small_source, tmp_path):
+    """Stage keys hold the data's hash and the source as given, not paths under --out_dir (the holdout copy
+    lives there): a run folder moved or copied elsewhere, as mllmu-sweep's trials link theirs, is still done."""
+    out, _ = finished
+    moved = tmp_path / "moved"
+    shutil.copytree(out, moved)
+    before = json.loads((moved / "manifest.json").read_text())
+    stdout = pipeline(moved, small_source)
+    assert stdout.count("unchanged, skipped") == len(before) and "running" not in stdout
+    assert {k: v["key"] for k, v in json.loads((moved / "manifest.json").read_text()).items()} == \
+        {k: v["key"] for k, v in before.items()}
 
 
 def test_interrupted_run_resumes_to_the_same_result(finished, small_source, tmp_path):

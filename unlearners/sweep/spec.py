@@ -250,7 +250,7 @@ def _trial(spec: SweepSpec, where: str, combo: dict) -> Trial:
     upstream = dataclasses.replace(cfg, methods=(), **{f: getattr(defaults, f) for f in TRIAL_FIELDS if f != "methods"})
     upstream_id = _digest({k: v for k, v in dataclasses.asdict(upstream).items() if k != "out_dir"})[:10]
     own = {k: v for k, v in dataclasses.asdict(cfg).items() if k != "out_dir"}
-    trial_id = f"{cfg.methods[0]}-{cfg.modalities[0].replace('+', '')}-{_digest(own)[:8]}"
+    trial_id = f"{cfg.methods[0]}-{cfg.modalities[0]}-{_digest(own)[:8]}"
     out = Path(spec.out_dir).resolve()
     settings = {k: v for k, v in sorted(combo.items())
                 if not (k.partition(".")[0] in METHODS and k.partition(".")[0] != cfg.methods[0])}
