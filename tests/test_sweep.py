@@ -35,6 +35,13 @@ def test_the_grid_is_every_combination_and_a_methods_setting_reaches_only_its_tr
     assert len({t.upstream_id for t in trials}) == 1
     up = trials[0].upstream
     assert up.methods == () and up.unlearn_lr == PipelineConfig().unlearn_lr and up.forget_ratio == 15
+    assert up.method_args == up.train_args == "" and up.lora is False
+    # a shared `lora: true` trains the vanilla model with LoRA too (as the pipeline does); a lora axis does not
+    shared = expand(SweepSpec(out_dir="/tmp/unused-sweep", pipeline={"size": "test", "lora": True},
+                              grid={"method": "ga", "modality": "text-only", "unlearn_lr": [1e-3, 2e-3]}))
+    assert {t.upstream.lora for t in shared} == {True} and len({t.upstream_id for t in shared}) == 1
+    axis = expand(spec(grid={"method": "ga", "modality": "text-only", "lora": [False, True]}))
+    assert {t.config.lora for t in axis} == {False, True} and {t.upstream.lora for t in axis} == {False}
     assert trials[0].config.out_dir.endswith(f"trials/{trials[0].id}")
 
 

@@ -246,8 +246,12 @@ def _trial(spec: SweepSpec, where: str, combo: dict) -> Trial:
         cfg = check_config(cfg)
     except ValueError as err:
         raise ValueError(f"{where} ({_text(combo['methods'])}, {_text(combo['modalities'])}): {err}") from None
-    defaults = PipelineConfig()
-    upstream = dataclasses.replace(cfg, methods=(), **{f: getattr(defaults, f) for f in TRIAL_FIELDS if f != "methods"})
+    # the upstream's trial-level fields: the shared section's (its `lora` also trains the vanilla model), never
+    # a trial's own; no methods, so no method or train args
+    base = _config({k: v for k, v in shared.items() if k in TRIAL_FIELDS and k not in ("method_args", "train_args")})
+    upstream = dataclasses.replace(cfg, methods=(), method_args="", train_args="",
+                                   **{f: getattr(base, f) for f in TRIAL_FIELDS if f not in (
+                                       "methods", "method_args", "train_args")})
     upstream_id = _digest({k: v for k, v in dataclasses.asdict(upstream).items() if k != "out_dir"})[:10]
     own = {k: v for k, v in dataclasses.asdict(cfg).items() if k != "out_dir"}
     trial_id = f"{cfg.methods[0]}-{cfg.modalities[0]}-{_digest(own)[:8]}"
