@@ -173,3 +173,19 @@ def test_set_score_and_its_interval_by_hand():
     assert (low, high) == pytest.approx(((single[0] + 0.4) / 2, (single[1] + 0.4) / 2))
     assert report.set_score_interval({}, n_boot=10) is None
     assert np.isclose(report.set_score_interval({"mllmu_forget_cls_img": {("1", 0, "q"): 1.0}}, ("forget",))[0], 1.0)
+
+
+def test_a_best_configuration_is_a_pipeline_command_that_parses_back():
+    import dataclasses
+    import shlex
+
+    from unlearners.pipeline import parse
+    from unlearners.sweep.runner import pipeline_command
+
+    [trial] = expand(spec(grid={"method": "npo", "modality": "text-only", "unlearn_lr": [3e-4], "npo.beta": [0.2],
+                                "lora": [True]}))
+    command = pipeline_command(dataclasses.asdict(trial.config), "runs/table2-npo")
+    assert command.startswith("mllmu-pipeline --out_dir runs/table2-npo ")
+    assert "--unlearn_lr 0.0003" in command and "--lora true" in command and "--method_args npo.beta=0.2" in command
+    parsed = parse(shlex.split(command)[1:])
+    assert dataclasses.replace(parsed, out_dir=trial.config.out_dir) == trial.config

@@ -41,7 +41,7 @@ from pathlib import Path
 from mllmu_tasks import report
 
 from ..checkpoint import write_json_atomic
-from ..pipeline import results_json, run_pipeline, unlearn_stage
+from ..pipeline import PipelineConfig, results_json, run_pipeline, unlearn_stage
 from . import results as table
 from .spec import SweepSpec, Trial, expand
 
@@ -264,6 +264,22 @@ def write_results(spec: SweepSpec, trials: list[Trial]) -> str:
     best = table.best_per_method(table.headline(rows), spec.forget_share)
     by_id = {rec["id"]: rec for rec in records}
     write_json_atomic(out / "best.json", {method: None if t is None else {
-        "trial": t, "settings": by_id[t]["settings"], "pipeline_config": by_id[t]["config"]}
-        for method, t in best.items()})
+        "trial": t, "settings": by_id[t]["settings"], "pipeline_config": by_id[t]["config"],
+        "command": pipeline_command(by_id[t]["config"], f"runs/table2-{method}")} for method, t in best.items()})
     return text
+
+
+def pipeline_command(config: dict, out_dir: str) -> str:
+    """The ``mllmu-pipeline`` command line of a trial's configuration (``config``: its ``PipelineConfig`` as a
+    dict): every setting that differs from the default, ``--out_dir`` replaced."""
+    import shlex
+
+    defaults = dataclasses.asdict(PipelineConfig())
+    flags = [f"--out_dir {shlex.quote(out_dir)}"]
+    for key, value in config.items():
+        if key != "out_dir" and value != defaults[key] and not (isinstance(value, list) and
+                                                                 tuple(value) == defaults[key]):
+            text = ",".join(value) if isinstance(value, (list, tuple)) else str(value).lower() \
+                if isinstance(value, bool) else str(value)
+            flags.append(f"--{key} {shlex.quote(text)}")
+    return "mllmu-pipeline " + " ".join(flags)
