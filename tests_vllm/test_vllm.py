@@ -4,6 +4,8 @@ Runs in the environment of ``scripts/setup-vllm.sh`` (``.venv-vllm``), from ``.c
 suite: ``.venv-vllm/bin/python -m pytest -q tests_vllm``. Each vLLM run starts an engine (25-40 s on 2 cores).
 """
 
+import json
+
 import pytest
 
 from conftest import agree, evaluate
