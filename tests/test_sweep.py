@@ -45,6 +45,14 @@ def test_the_grid_is_every_combination_and_a_methods_setting_reaches_only_its_tr
     assert trials[0].config.out_dir.endswith(f"trials/{trials[0].id}")
 
 
+def test_a_shared_method_args_entry_reaches_only_its_methods_trials():
+    trials = expand(SweepSpec(pipeline={"size": "test", "method_args": "npo.beta=0.3,grad_diff.retain_weight=2"},
+                              grid={"method": ["ga", "npo", "grad_diff"], "modality": "text-only",
+                                    "npo.retain_weight": 2}))
+    assert {t.method: t.config.method_args for t in trials} == {
+        "ga": "", "npo": "npo.beta=0.3,npo.retain_weight=2", "grad_diff": "grad_diff.retain_weight=2"}
+
+
 def test_upstream_settings_make_their_own_vanilla_models_and_ids_are_stable():
     grid = {"method": "ga", "modality": ["image+text", "text-only"], "seed": [0, 1]}
     trials = expand(spec(grid=grid, trials=[{"method": "ga", "modality": "text-only", "seed": 0}]))

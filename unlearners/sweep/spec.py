@@ -39,7 +39,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..methods import METHODS
-from ..pipeline import MODALITIES, PipelineConfig, check_config, expand_methods, field_type, typed
+from ..pipeline import (MODALITIES, PipelineConfig, check_config, expand_methods, field_type,
+                        parse_method_args, typed)
 
 #: Pipeline settings that belong to a trial itself (everything else is its upstream: the vanilla model's).
 TRIAL_FIELDS = ("methods", "modalities", "unlearn_epochs", "unlearn_lr", "unlearn_batch_size", "lora",
@@ -236,7 +237,9 @@ def _trial(spec: SweepSpec, where: str, combo: dict) -> Trial:
     flags, method_args, train_args = _split(where, {**shared, **combo})
     try:
         cfg = _config(flags)
-        extra = dict(method_args=",".join(filter(None, [cfg.method_args, *method_args])),
+        # a shared --method_args may name several methods: each trial keeps its own method's entries
+        own = [entry for _, entry in parse_method_args(cfg.method_args).get(cfg.methods[0], {}).values()]
+        extra = dict(method_args=",".join([*own, *method_args]),
                      train_args=",".join(filter(None, [cfg.train_args, *train_args])))
         cfg = dataclasses.replace(cfg, **extra)
         if cfg.text_jsonl:  # the pipeline is text-only on JSON Lines text
