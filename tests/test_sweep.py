@@ -197,3 +197,20 @@ def test_a_best_configuration_is_a_pipeline_command_that_parses_back():
     assert "--unlearn_lr 0.0003" in command and "--lora true" in command and "--method_args npo.beta=0.2" in command
     parsed = parse(shlex.split(command)[1:])
     assert dataclasses.replace(parsed, out_dir=trial.config.out_dir) == trial.config
+
+
+def test_json_lines_trials_report_the_generation_probe(tmp_path):
+    """JSON Lines mode (real text): forget efficacy and utility are the probe's forget and retain ROUGE-L."""
+    from unlearners.pipeline import results_json, unlearn_stage
+
+    path = results_json(tmp_path, unlearn_stage("npo", "text-only"))
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps({"forget_rougeL": 0.25, "retain_rougeL": 0.7, "forget_questions": 40,
+                                "retain_questions": 200}))
+    record = {"id": "npo-text-only-x", "method": "npo", "modality": "text-only", "settings": {"unlearn_lr": 1e-3},
+              "status": "done", "out_dir": str(tmp_path), "vanilla": {"forget": 0.9, "utility": 0.8}, "privacy": None}
+    rows = {r["metric"]: (r["value"], r["n"]) for r in table.trial_rows(record)}
+    assert rows == {"forget_efficacy": (0.25, 40), "model_utility": (0.7, 200), "vanilla.forget_efficacy": (0.9, None),
+                    "vanilla.model_utility": (0.8, None)}
+    points = table.headline(table.trial_rows(record))
+    assert points["npo-text-only-x"]["forget"] == 0.25 and table.best_per_method(points, 0.5) == {"npo": "npo-text-only-x"}
