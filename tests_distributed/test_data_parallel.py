@@ -12,6 +12,7 @@ LoRA dropout is 0: each process draws its own dropout masks, which no global-bat
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -42,9 +43,17 @@ def unlearn(base, out, method, lora, processes=1, config=None, extra=(), launch_
             "--per_device_train_batch_size", str(4 // processes), *extra]
     launch = [sys.executable, "-m", "unlearners.cli"] if processes == 1 else \
         [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(config), "--num_processes",
-         str(processes), *launch_extra, "-m", "unlearners.cli"]
+         str(processes), "--main_process_port", str(free_port()), *launch_extra, "-m", "unlearners.cli"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     return subprocess.run([*launch, *args], capture_output=True, text=True, env=env, timeout=600)
+
+
+def free_port() -> int:
+    """A free TCP port for the processes' rendezvous (not accelerate's fixed 29500, which a previous launch may
+    still hold)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def losses(run):
