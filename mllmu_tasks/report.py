@@ -86,8 +86,8 @@ def set_score_interval(scores: dict[str, dict], sets=UTILITY_SETS, n_boot: int =
         return None
     rng = np.random.default_rng(seed)
     means = np.stack([v[rng.integers(0, v.size, size=(n_boot, v.size))].mean(axis=1) for v in columns], axis=1)
-    tail = 100 * (1 - level) / 2
-    return float(np.percentile(means.mean(axis=1), tail)), float(np.percentile(means.mean(axis=1), 100 - tail))
+    scores_of_draws, tail = means.mean(axis=1), 100 * (1 - level) / 2
+    return float(np.percentile(scores_of_draws, tail)), float(np.percentile(scores_of_draws, 100 - tail))
 
 
 def _cell(kind: str, value: float | None) -> str:
@@ -322,14 +322,18 @@ def rows_markdown(rows: list[dict]) -> str:
     return "\n".join(lines) + "\n\n95 % bootstrap intervals over questions in brackets.\n"
 
 
-def rows_csv(rows: list[dict]) -> str:
-    """Long-format CSV (fractions 0-1): model, set, kind, modality, metric, value, ci_low, ci_high, n."""
+#: The columns of :func:`rows_csv` for :func:`interval_rows`.
+CSV_FIELDS = ("model", "set", "kind", "modality", "metric", "value", "ci_low", "ci_high", "n")
+
+
+def rows_csv(rows: list[dict], fields=CSV_FIELDS) -> str:
+    """Long-format CSV (fractions 0-1), one line per row, columns ``fields`` (default: model, set, kind, modality,
+    metric, value, ci_low, ci_high, n)."""
     import csv
     import io
 
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=["model", "set", "kind", "modality", "metric", "value", "ci_low",
-                                             "ci_high", "n"], lineterminator="\n")
+    writer = csv.DictWriter(buf, fieldnames=list(fields), lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
     return buf.getvalue()

@@ -698,7 +698,7 @@ def parse(argv: list[str]) -> PipelineConfig:
         if isinstance(default, tuple):
             parser.add_argument(f"--{f.name}", default=",".join(default), help=f"comma-separated (default {default})")
         elif isinstance(default, bool):
-            parser.add_argument(f"--{f.name}", default=default, type=lambda v: v.lower() in ("1", "true", "yes"))
+            parser.add_argument(f"--{f.name}", default=default, type=lambda v: typed(v, bool))
         else:
             parser.add_argument(f"--{f.name}", default=default, type=field_type(hints[f.name]))
     ns = vars(parser.parse_args(argv))

@@ -16,8 +16,6 @@ Intervals: percentile bootstrap over questions (:func:`mllmu_tasks.report.set_sc
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from pathlib import Path
 
@@ -28,6 +26,16 @@ from ..scoring import question_scores_path
 
 FIELDS = ["trial", "method", "modality", "settings", "status", "metric", "value", "ci_low", "ci_high", "n"]
 SCORES = {"forget_efficacy": ("forget",), "model_utility": report.UTILITY_SETS, "test": ("test",)}
+
+
+def forget_and_utility(results: dict) -> dict[str, float | None]:
+    """``{"forget", "utility"}`` of one model's results JSON: the suite's forget-set score and model utility
+    (:func:`mllmu_tasks.report.set_score`), or in JSON Lines mode the generation probe's forget and retain
+    ROUGE-L (:func:`unlearners.pipeline.probe_scores`)."""
+    if "forget_rougeL" in results:
+        return {"forget": results["forget_rougeL"], "utility": results["retain_rougeL"]}
+    return {"forget": report.set_score(results, SCORES["forget_efficacy"]),
+            "utility": report.set_score(results, SCORES["model_utility"])}
 
 
 def _row(record: dict, metric: str, value, interval=None, n=None) -> dict:
@@ -52,8 +60,9 @@ def trial_rows(record: dict, n_boot: int = 1000, seed: int = 0) -> list[dict]:
     path = results_json(folder, unlearn_stage(record["method"], record["modality"]))
     results = report.load_results(path)
     if "forget_rougeL" in results:  # JSON Lines mode: the generation probe (pipeline.probe_scores)
-        return [_row(record, "forget_efficacy", results["forget_rougeL"], n=results["forget_questions"]),
-                _row(record, "model_utility", results["retain_rougeL"], n=results["retain_questions"]), *reference]
+        probe = forget_and_utility(results)
+        return [_row(record, "forget_efficacy", probe["forget"], n=results["forget_questions"]),
+                _row(record, "model_utility", probe["utility"], n=results["retain_questions"]), *reference]
     scores = report.load_question_scores(question_scores_path(path)) if question_scores_path(path).is_file() else {}
     rows = [_row(record, name, report.set_score(results, sets), report.set_score_interval(scores, sets, n_boot, seed))
             for name, sets in SCORES.items()] + reference
@@ -94,6 +103,12 @@ def pareto_front(points: dict[str, dict]) -> list[str]:
     return sorted(front, key=lambda t: (points[t]["forget"], -points[t]["utility"], t))
 
 
+def fronts(points: dict[str, dict]) -> dict[str, list[str]]:
+    """``{method: its Pareto front}`` (:func:`pareto_front` of each method's own trials)."""
+    methods = sorted({p["method"] for p in points.values()})
+    return {m: pareto_front({t: p for t, p in points.items() if p["method"] == m}) for m in methods}
+
+
 def best_per_method(points: dict[str, dict], forget_share: float) -> dict[str, str | None]:
     """Each method's best trial: the highest model utility among its trials whose forget score is at most
     ``forget_share`` x their vanilla model's (ties: the lower forget score, then the ID); None when none
@@ -111,11 +126,7 @@ def best_per_method(points: dict[str, dict], forget_share: float) -> dict[str, s
 
 def rows_csv(rows: list[dict]) -> str:
     """The long-format table as CSV (:data:`FIELDS`; fractions 0-1, PrivLeak in %)."""
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=FIELDS, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    return buf.getvalue()
+    return report.rows_csv(rows, FIELDS)
 
 
 def _interval(rows: list[dict], trial: str, metric: str) -> str:
@@ -129,8 +140,7 @@ def markdown(rows: list[dict], records: list[dict], forget_share: float) -> str:
     """One line per trial (forget efficacy and model utility with intervals, PrivLeak, status), the front and
     best-configuration marks, and the rule stated under the table."""
     points = headline(rows)
-    fronts = {t for m in {p["method"] for p in points.values()}
-              for t in pareto_front({k: v for k, v in points.items() if v["method"] == m})}
+    on_front = {t for front in fronts(points).values() for t in front}
     best = best_per_method(points, forget_share)
     vanillas = {f"{p['vanilla_forget']:.3f}" for p in points.values()}
     lines = ["| trial | method | modality | settings | forget efficacy (lower: forgotten) | model utility | "
@@ -146,7 +156,7 @@ def markdown(rows: list[dict], records: list[dict], forget_share: float) -> str:
         leaks = [f"{c['privleak']:+.1f}" for c in (rec.get("privacy") or {}).values()]
         lines.append(f"| {t} | {rec['method']} | {rec['modality']} | {shown} | {_interval(rows, t, 'forget_efficacy')} "
                      f"| {_interval(rows, t, 'model_utility')} | {' / '.join(leaks) or '-'} | "
-                     f"{'x' if t in fronts else ''} | {'**best**' if t in best.values() else ''} |")
+                     f"{'x' if t in on_front else ''} | {'**best**' if t in best.values() else ''} |")
     rule = (f"Best per method: the highest model utility among its trials whose forget efficacy is at most "
             f"{forget_share:g} x its vanilla model's ({', '.join(sorted(vanillas)) or 'n/a'}). "
             "Front: not dominated by another trial of the same method (lower forget score and higher utility). "
@@ -163,13 +173,11 @@ def plot(rows: list[dict], path: str | Path) -> Path:
     method's Pareto front drawn as a line, the vanilla model(s) as stars (PNG)."""
     points = headline(rows)
     fig, ax = report.new_plot((6.5, 5))
-    for i, method in enumerate(sorted({p["method"] for p in points.values()})):
-        own = {t: p for t, p in points.items() if p["method"] == method}
+    for i, (method, front) in enumerate(fronts(points).items()):
+        own = [p for p in points.values() if p["method"] == method]
         colour = f"C{i % 10}"
-        ax.scatter([p["forget"] for p in own.values()], [p["utility"] for p in own.values()], color=colour,
-                   label=method, s=22)
-        front = pareto_front(own)
-        ax.plot([own[t]["forget"] for t in front], [own[t]["utility"] for t in front], color=colour, lw=1.2)
+        ax.scatter([p["forget"] for p in own], [p["utility"] for p in own], color=colour, label=method, s=22)
+        ax.plot([points[t]["forget"] for t in front], [points[t]["utility"] for t in front], color=colour, lw=1.2)
     vanillas = sorted({(p["vanilla_forget"], p["vanilla_utility"]) for p in points.values()})
     if vanillas:
         ax.scatter(*zip(*vanillas), marker="*", s=160, color="black", label="vanilla")

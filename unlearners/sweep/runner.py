@@ -43,7 +43,7 @@ from mllmu_tasks import report
 from ..checkpoint import write_json_atomic
 from ..pipeline import PipelineConfig, results_json, run_pipeline, unlearn_stage
 from . import results as table
-from .spec import SweepSpec, Trial, expand
+from .spec import SweepSpec, Trial, expand, flag_text
 
 #: Folders of an upstream pipeline folder that a trial writes into: linked file by file, not as a whole.
 OWN_FOLDERS = ("results", "audit")
@@ -108,11 +108,12 @@ def failed(trial: Trial, error: str, seconds: float = 0.0, trace: str = "") -> d
     return rec
 
 
-@contextlib.contextmanager
-def _logged(path: Path):
-    """Everything the pipeline prints (stage lines, the Trainer's progress bars) into ``path``."""
-    with open(path, "a", encoding="utf-8") as log, contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
-        yield log
+def _run_logged(config) -> None:
+    """``run_pipeline(config)``, everything it prints (stage lines, the Trainer's progress bars) appended to
+    ``<config.out_dir>/log.txt``."""
+    with open(Path(config.out_dir) / "log.txt", "a", encoding="utf-8") as log, contextlib.redirect_stdout(log), \
+            contextlib.redirect_stderr(log):
+        run_pipeline(config, log=lambda line: print(line, file=log, flush=True))
 
 
 def _threads(cpus: float) -> None:
@@ -128,8 +129,7 @@ def run_upstream(config, cpus: float = 1) -> dict:
     out = Path(config.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     try:
-        with _logged(out / "log.txt") as log:
-            run_pipeline(config, log=lambda line: print(line, file=log, flush=True))
+        _run_logged(config)
         return {"status": "done"}
     except Exception as err:  # noqa: BLE001 - recorded in every trial that needs this upstream
         return {"status": "failed", "error": f"upstream {out.name}: {type(err).__name__}: {err}",
@@ -152,8 +152,7 @@ def run_trial(trial: Trial, upstream: dict, cpus: float = 1) -> dict:
         _threads(cpus)
         try:
             link_upstream(Path(trial.upstream.out_dir), folder)
-            with _logged(folder / "log.txt") as log:
-                run_pipeline(trial.config, log=lambda line: print(line, file=log, flush=True))
+            _run_logged(trial.config)
             rec = _record(trial, "done", time.time() - start, **_outcome(trial, folder))
             write_json_atomic(record_path(folder), rec)
         except Exception as err:  # noqa: BLE001 - a failed trial is recorded and the sweep goes on
@@ -173,11 +172,7 @@ def _outcome(trial: Trial, folder: Path) -> dict:
     reference) and the privacy audit's comparison with the retrained model, where it ran."""
     from ..audit.run import compare
 
-    vanilla = report.load_results(results_json(folder, "vanilla"))
-    if "forget_rougeL" in vanilla:
-        reference = {"forget": vanilla["forget_rougeL"], "utility": vanilla["retain_rougeL"]}
-    else:
-        reference = {"forget": report.set_score(vanilla, ("forget",)), "utility": report.set_score(vanilla)}
+    reference = table.forget_and_utility(report.load_results(results_json(folder, "vanilla")))
     stage = unlearn_stage(trial.method, trial.modality).replace("/", "_")
     audit, retrained = folder / "audit" / f"{stage}.json", folder / "audit" / "retrained.json"
     privacy = compare(json.loads(audit.read_text()), json.loads(retrained.read_text())) \
@@ -279,7 +274,5 @@ def pipeline_command(config: dict, out_dir: str) -> str:
     for key, value in config.items():
         if key != "out_dir" and value != defaults[key] and not (isinstance(value, list) and
                                                                  tuple(value) == defaults[key]):
-            text = ",".join(value) if isinstance(value, (list, tuple)) else str(value).lower() \
-                if isinstance(value, bool) else str(value)
-            flags.append(f"--{key} {shlex.quote(text)}")
+            flags.append(f"--{key} {shlex.quote(flag_text(value))}")
     return "mllmu-pipeline " + " ".join(flags)

@@ -122,10 +122,10 @@ def load_spec(path: str | Path) -> SweepSpec:
                      forget_share=float(select.get("forget_share", 0.5)), origin=str(path))
 
 
-def _text(value) -> str:
+def flag_text(value) -> str:
     """A setting as flag text (lists comma-joined, booleans lower-case)."""
     if isinstance(value, (list, tuple)):
-        return ",".join(_text(v) for v in value)
+        return ",".join(flag_text(v) for v in value)
     return str(value).lower() if isinstance(value, bool) else str(value)
 
 
@@ -153,22 +153,25 @@ def _combinations(spec: SweepSpec) -> list[tuple[str, dict]]:
     return combos
 
 
+def _for_method(settings: dict, method: str) -> dict:
+    """``settings`` without the other methods' ``<method>.<field>`` entries."""
+    return {k: v for k, v in settings.items() if not (k.partition(".")[0] in METHODS and k.partition(".")[0] != method)}
+
+
 def _split(where: str, settings: dict) -> tuple[dict, list[str], list[str]]:
-    """A combination's pipeline flags, ``--method_args`` entries and ``--train_args`` entries (a method's
-    setting kept only for that method's trial).
+    """A combination's pipeline flags, ``--method_args`` entries and ``--train_args`` entries (``settings``
+    already :func:`_for_method`).
 
     Raises:
         ValueError: an unknown key, or ``out_dir`` (names where).
     """
     flags, method_args, train_args = {}, [], []
-    method = settings["methods"]
     for key, value in settings.items():
         head, dot, tail = key.partition(".")
         if dot and head == "train":
-            train_args.append(f"{tail}={_text(value)}")
+            train_args.append(f"{tail}={flag_text(value)}")
         elif dot and head in METHODS:
-            if head == method:
-                method_args.append(f"{key}={_text(value)}")
+            method_args.append(f"{key}={flag_text(value)}")
         elif key in PIPELINE_FIELDS and key != "out_dir":
             flags[key] = value
         else:
@@ -192,17 +195,21 @@ def expand(spec: SweepSpec) -> list[Trial]:
         ValueError: an empty sweep, an unknown setting, a listed trial without one method and one modality,
             or a configuration the pipeline refuses (names the file, the grid or trials[i], and the setting).
     """
+    shared = {_canonical(k): v for k, v in spec.pipeline.items() if _canonical(k) not in ("methods", "modalities")}
+    # the upstream's trial-level fields: the shared section's (its `lora` also trains the vanilla model), never
+    # a trial's own; no methods, so no method or train args
+    base = _config({k: v for k, v in shared.items() if k in TRIAL_FIELDS and k not in ("method_args", "train_args")})
     trials: dict[str, Trial] = {}
     for where, combo in _combinations(spec):
         methods, modalities = combo["methods"], combo["modalities"]
-        if not methods or not modalities or "," in _text(modalities):
+        if not methods or not modalities or "," in flag_text(modalities):
             raise ValueError(f"{where}: a trial needs one method and one modality, got {methods!r} / {modalities!r}")
         try:
-            names = expand_methods(tuple(_text(methods).split(",")))
+            names = expand_methods(tuple(flag_text(methods).split(",")))
         except ValueError as err:
             raise ValueError(f"{where}: {err}") from None
         for method in names:
-            trial = _trial(spec, where, {**combo, "methods": method})
+            trial = _trial(spec, where, shared, base, {**combo, "methods": method})
             trials.setdefault(trial.id, trial)
     if not trials:
         raise ValueError(f"{spec.origin}: the sweep has no trials (give a grid or a trials list)")
@@ -220,25 +227,32 @@ def _config(flags: dict) -> PipelineConfig:
     values = {}
     for key, value in flags.items():
         if isinstance(PIPELINE_FIELDS[key].default, tuple):
-            values[key] = tuple(x for x in _text(value).split(",") if x)
+            values[key] = tuple(x for x in flag_text(value).split(",") if x)
         elif value is None:
             values[key] = None
         else:
             kind = field_type(hints[key])
             try:
-                values[key] = typed(_text(value), kind)
+                values[key] = typed(flag_text(value), kind)
             except ValueError:
                 raise ValueError(f"{key}: {value!r} is not a {kind.__name__}") from None
     return PipelineConfig(**values)
 
 
-def _trial(spec: SweepSpec, where: str, combo: dict) -> Trial:
-    shared = {_canonical(k): v for k, v in spec.pipeline.items() if _canonical(k) not in ("methods", "modalities")}
-    flags, method_args, train_args = _split(where, {**shared, **combo})
+def _trial(spec: SweepSpec, where: str, shared: dict, base: PipelineConfig, combo: dict) -> Trial:
+    """One trial from a combination: ``shared`` (the ``pipeline`` section), ``base`` (its trial-level fields, for
+    the upstream).
+
+    Raises:
+        ValueError: see :func:`expand`.
+    """
+    method = combo["methods"]
+    combo = _for_method(combo, method)
+    flags, method_args, train_args = _split(where, _for_method({**shared, **combo}, method))
     try:
         cfg = _config(flags)
         # a shared --method_args may name several methods: each trial keeps its own method's entries
-        own = [entry for _, entry in parse_method_args(cfg.method_args).get(cfg.methods[0], {}).values()]
+        own = [entry for _, entry in parse_method_args(cfg.method_args).get(method, {}).values()]
         extra = dict(method_args=",".join([*own, *method_args]),
                      train_args=",".join(filter(None, [cfg.train_args, *train_args])))
         cfg = dataclasses.replace(cfg, **extra)
@@ -248,10 +262,7 @@ def _trial(spec: SweepSpec, where: str, combo: dict) -> Trial:
             raise ValueError(f"--modalities must be one of {', '.join(MODALITIES)}, got {cfg.modalities[0]!r}")
         cfg = check_config(cfg)
     except ValueError as err:
-        raise ValueError(f"{where} ({_text(combo['methods'])}, {_text(combo['modalities'])}): {err}") from None
-    # the upstream's trial-level fields: the shared section's (its `lora` also trains the vanilla model), never
-    # a trial's own; no methods, so no method or train args
-    base = _config({k: v for k, v in shared.items() if k in TRIAL_FIELDS and k not in ("method_args", "train_args")})
+        raise ValueError(f"{where} ({flag_text(combo['methods'])}, {flag_text(combo['modalities'])}): {err}") from None
     upstream = dataclasses.replace(cfg, methods=(), method_args="", train_args="",
                                    **{f: getattr(base, f) for f in TRIAL_FIELDS if f not in (
                                        "methods", "method_args", "train_args")})
@@ -259,8 +270,7 @@ def _trial(spec: SweepSpec, where: str, combo: dict) -> Trial:
     own = {k: v for k, v in dataclasses.asdict(cfg).items() if k != "out_dir"}
     trial_id = f"{cfg.methods[0]}-{cfg.modalities[0]}-{_digest(own)[:8]}"
     out = Path(spec.out_dir).resolve()
-    settings = {k: v for k, v in sorted(combo.items())
-                if not (k.partition(".")[0] in METHODS and k.partition(".")[0] != cfg.methods[0])}
-    return Trial(id=trial_id, settings=settings, config=dataclasses.replace(cfg, out_dir=str(out / "trials" / trial_id)),
+    return Trial(id=trial_id, settings=dict(sorted(combo.items())),
+                 config=dataclasses.replace(cfg, out_dir=str(out / "trials" / trial_id)),
                  upstream=dataclasses.replace(upstream, out_dir=str(out / "upstream" / upstream_id)),
                  upstream_id=upstream_id)
