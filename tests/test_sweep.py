@@ -104,6 +104,11 @@ def test_the_yaml_file_and_flags(tmp_path, capsys):
     built = build_spec(args)
     assert built.pipeline == {"size": "test", "forget_ratio": "5"} and built.grid["seed"] == ["0", "1"]
     assert built.gpus_per_trial == 1.0 and {t.config.forget_ratio for t in expand(built)} == {5}
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("grid:\n  method: [ga\n")
+    with pytest.raises(ValueError) as err:
+        load_spec(broken)
+    assert str(err.value).startswith(f"{broken}: not valid YAML (line 3, column 1): ") and "\n" not in str(err.value)
     bad = tmp_path / "bad.yaml"
     bad.write_text("grids: {}\n")
     with pytest.raises(SystemExit) as err:

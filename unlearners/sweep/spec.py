@@ -100,11 +100,17 @@ def load_spec(path: str | Path) -> SweepSpec:
     """Read a sweep YAML file (safe loader: plain data only).
 
     Raises:
-        ValueError: the file is not a mapping, or has an unknown section or resource (names the file).
+        ValueError: the file is not valid YAML or not a mapping, or has an unknown section or resource (names the
+            file).
     """
     import yaml
 
-    data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    try:
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as err:  # one line naming the file, not PyYAML's multi-line report
+        mark = getattr(err, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        raise ValueError(f"{path}: not valid YAML{where}: {getattr(err, 'problem', None) or err}") from None
     if not isinstance(data, dict) or set(data) - set(SECTIONS):
         extra = sorted(set(data) - set(SECTIONS)) if isinstance(data, dict) else type(data).__name__
         raise ValueError(f"{path}: unknown section(s) {extra} (a sweep file has {', '.join(SECTIONS)})")
