@@ -26,6 +26,12 @@ from pathlib import Path
 TASKS = ["mllmu_forget_gen_img", "mllmu_forget_cloze_img"]
 MODEL_ARGS = {"dtype": "float32", "enforce_eager": True, "max_model_len": 2048, "max_images": 8}
 META = {"source": "mini", "forget_ratio": 10}
+START = time.perf_counter()
+
+
+def progress(message: str) -> None:
+    """One line with the seconds since the benchmark started, flushed at once (a stopped run shows how far it got)."""
+    print(f"[multi_lora {time.perf_counter() - START:7.1f} s] {message}", flush=True)
 
 
 def build(root: Path, count: int) -> tuple[Path, dict[str, Path]]:
@@ -41,7 +47,9 @@ def build(root: Path, count: int) -> tuple[Path, dict[str, Path]]:
                    DataArguments(source="mini", forget_ratio=10), args)
 
     vanilla = train(build_tiny_vlm(root / "base", size="test"), root / "vanilla", "finetune", 240, 5e-3, False)
+    progress("vanilla model trained")
     runs = {f"ga-{i}": train(vanilla, root / f"ga-{i}", "ga", 3, 2e-3 * (i + 1), True) for i in range(count)}
+    progress(f"{count} GA LoRA runs trained")
     return vanilla, runs
 
 
@@ -64,6 +72,7 @@ def merged_times(runs: dict[str, Path], limit: int) -> tuple[list[float], dict[s
         del lm  # the engine's process ends with it
         gc.collect()
         times.append(time.perf_counter() - start)
+        progress(f"merged: {name} scored on its own engine")
     return times, out
 
 
@@ -79,6 +88,9 @@ def lora_times(vanilla: Path, runs: dict[str, Path], limit: int) -> tuple[list[f
                                 log_samples=True)
         out[name] = answers(result[name])
         times.append(time.perf_counter() - start)
+        progress(f"multi-LoRA: {name} scored")
+    del engine  # its process ends before the merged checkpoints' engines start
+    gc.collect()
     return times, out
 
 
