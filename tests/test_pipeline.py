@@ -363,7 +363,13 @@ def test_bad_settings_are_one_line_before_anything_is_written(tmp_path, capsys):
     for args, message in [(["--methods", "nope"], "unknown method 'nope'"),
                           (["--method_args", "npo.gamma=1"], "npo has no setting 'gamma'"),
                           (["--profiles", "5"], "--profiles cuts a JSON Lines source"),
-                          (["--suite", "zs"], "--suite must be auto")]:
+                          (["--suite", "zs"], "--suite must be auto"),
+                          (["--unlearn_lr", "0"], "--unlearn_lr must be > 0, got 0"),
+                          (["--train_lr", "-0.002"], "--train_lr must be > 0, got -0.002"),
+                          (["--vanilla_epochs", "0"], "--vanilla_epochs must be > 0, got 0"),
+                          (["--unlearn_batch_size", "0"], "--unlearn_batch_size must be > 0, got 0"),
+                          (["--score_limit", "0"], "--score_limit must be > 0, got 0"),
+                          (["--holdout_profiles", "-1"], "--holdout_profiles must be >= 0, got -1")]:
         out = tmp_path / "never"
         with pytest.raises(SystemExit) as exit_info:
             main([*args, "--out_dir", str(out)])

@@ -16,8 +16,9 @@ from unlearners.sweep.runner import link_upstream
 from unlearners.sweep.spec import SweepSpec, expand, load_spec
 
 
-def spec(**kw):
-    return SweepSpec(out_dir="/tmp/unused-sweep", pipeline={"size": "test", "forget_ratio": 15}, **kw)
+def spec(pipeline=None, **kw):
+    return SweepSpec(out_dir="/tmp/unused-sweep", pipeline={"size": "test", "forget_ratio": 15, **(pipeline or {})},
+                     **kw)
 
 
 def test_the_grid_is_every_combination_and_a_methods_setting_reaches_only_its_trials():
@@ -83,6 +84,19 @@ def test_method_all_and_the_pipelines_default_methods():
     (dict(grid={"method": "ga", "modality": "both"}), "--modalities must be one of"),
     (dict(trials=[{"unlearn_lr": 1}]), "trials[0]: a trial needs one method and one modality"),
     (dict(trials=["ga"]), "trials[0]: expected a mapping"),
+    # numbers the pipeline cannot train with, resources Ray cannot give, a rule that selects nothing sensible
+    (dict(grid={"method": "ga", "unlearn_lr": [1e-3, -1]}), "grid (ga, image+text): --unlearn_lr must be > 0, got -1"),
+    (dict(trials=[{"method": "npo", "modality": "text-only", "unlearn_epochs": 0}]),
+     "trials[0] (npo, text-only): --unlearn_epochs must be > 0, got 0"),
+    (dict(pipeline={"relearn_steps": -2}), "--relearn_steps must be >= 0, got -2"),
+    (dict(pipeline={"out_dir": "x"}), "the sweep flags: pipeline (shared settings, --set): out_dir is the sweep's own "
+                                      "folder, not a trial setting: give it as the file's top-level out_dir or --out_dir"),
+    (dict(grid={"out_dir": ["x"]}), "the sweep flags: grid: out_dir is the sweep's own folder"),
+    (dict(cpus_per_trial=0), "the sweep flags: resources: cpus_per_trial must be > 0, got 0"),
+    (dict(cpus_per_upstream=-1), "resources: cpus_per_upstream must be > 0, got -1"),
+    (dict(gpus_per_trial=-0.5), "resources: gpus_per_trial must be >= 0, got -0.5"),
+    (dict(forget_share=2), "select: forget_share must be in (0, 1] (a share of the vanilla model's forget score), got 2"),
+    (dict(forget_share=0), "select: forget_share must be in (0, 1]"),
 ])
 def test_bad_settings_are_one_line_naming_where(kw, message):
     with pytest.raises(ValueError) as err:
@@ -115,6 +129,18 @@ def test_the_yaml_file_and_flags(tmp_path, capsys):
         main(["--config", str(bad)])
     assert str(err.value) == f"mllmu-sweep: error: {bad}: unknown section(s) ['grids'] (a sweep file has out_dir, " \
                              "pipeline, grid, trials, resources, select)"
+    for text, message in (("", "the file is empty (a sweep file has out_dir, pipeline"),
+                          ("# nothing but a comment\n", "the file is empty"),
+                          ("resources: {cpus_per_trial: two}\n", "resources: cpus_per_trial: 'two' is not a number"),
+                          ("select: 0.5\n", "select: unknown key(s) 0.5 (known: ['forget_share'])")):
+        bad.write_text(text)
+        with pytest.raises(ValueError) as err:
+            load_spec(bad)
+        assert str(err.value).startswith(f"{bad}: {message}"), str(err.value)
+    bad.write_text("grid: {method: [ga]}\nresources: {cpus_per_trial: 0}\n")
+    with pytest.raises(SystemExit) as err:  # before Ray: the check runs in expand
+        main(["--config", str(bad)])
+    assert str(err.value) == f"mllmu-sweep: error: {bad}: resources: cpus_per_trial must be > 0, got 0"
 
 
 def test_train_args_reach_the_unlearning_stages_training_arguments(tmp_path):

@@ -563,13 +563,36 @@ def write_report(cfg: PipelineConfig, out: Path, results: dict[str, dict], ident
     return text
 
 
+# settings that must be > 0 (epochs, learning rates, batch sizes, counts) and >= 0 (0: off / all)
+POSITIVE = ("pretrain_epochs", "vanilla_epochs", "train_lr", "train_batch_size", "mc_copies", "unlearn_epochs",
+            "unlearn_lr", "unlearn_batch_size", "score_batch_size", "probe_questions")
+NON_NEGATIVE = ("checkpoint_steps", "profiles", "holdout_profiles", "relearn_steps")
+
+
+def check_numbers(cfg: PipelineConfig) -> None:
+    """Refuse epochs, learning rates, batch sizes and counts that cannot train or score.
+
+    Raises:
+        ValueError: one of :data:`POSITIVE` <= 0, one of :data:`NON_NEGATIVE` < 0, or ``--score_limit`` <= 0
+            (names the flag and the value).
+    """
+    for name in POSITIVE + NON_NEGATIVE + ("score_limit",):
+        value = getattr(cfg, name)
+        if value is None or value > 0 or (value == 0 and name in NON_NEGATIVE):
+            continue
+        rule = ">= 0" if name in NON_NEGATIVE else "> 0"
+        raise ValueError(f"--{name} must be {rule}, got {value:g}")
+
+
 def check_config(cfg: PipelineConfig) -> PipelineConfig:
     """The settings checked before anything is written or loaded; returns them with ``--methods all`` expanded.
 
     Raises:
         ValueError: a bad ``--suite``, ``--protocol released`` with JSON Lines text, an unknown method or
-            ``--method_args`` or ``--train_args`` entry, ``--profiles`` without a JSON Lines source and splits.
+            ``--method_args`` or ``--train_args`` entry, ``--profiles`` without a JSON Lines source and splits,
+            or a number out of range (:func:`check_numbers`).
     """
+    check_numbers(cfg)
     if cfg.suite not in ("auto", "mllmu", "mllmu-zs"):
         raise ValueError(f"--suite must be auto, mllmu (the paper protocol) or mllmu-zs, got {cfg.suite!r}")
     if cfg.released and cfg.text_jsonl:

@@ -106,26 +106,48 @@ def load_spec(path: str | Path) -> SweepSpec:
     import yaml
 
     try:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
     except yaml.YAMLError as err:  # one line naming the file, not PyYAML's multi-line report
         mark = getattr(err, "problem_mark", None)
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
         raise ValueError(f"{path}: not valid YAML{where}: {getattr(err, 'problem', None) or err}") from None
+    if data is None:
+        raise ValueError(f"{path}: the file is empty (a sweep file has {', '.join(SECTIONS)})")
     if not isinstance(data, dict) or set(data) - set(SECTIONS):
         extra = sorted(set(data) - set(SECTIONS)) if isinstance(data, dict) else type(data).__name__
         raise ValueError(f"{path}: unknown section(s) {extra} (a sweep file has {', '.join(SECTIONS)})")
     resources, select = data.get("resources") or {}, data.get("select") or {}
+    numbers = {}
     for name, section, known in (("resources", resources, {"cpus_per_trial", "gpus_per_trial", "cpus_per_upstream"}),
                                  ("select", select, {"forget_share"})):
-        if set(section) - known:
-            raise ValueError(f"{path}: {name}: unknown key(s) {sorted(set(section) - known)} (known: {sorted(known)})")
+        if not isinstance(section, dict) or set(section) - known:
+            extra = sorted(set(section) - known) if isinstance(section, dict) else section
+            raise ValueError(f"{path}: {name}: unknown key(s) {extra} (known: {sorted(known)})")
+        for key, value in section.items():
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ValueError(f"{path}: {name}: {key}: {value!r} is not a number")
+            numbers[key] = float(value)
     return SweepSpec(out_dir=data.get("out_dir", "runs/sweep"), pipeline=dict(data.get("pipeline") or {}),
-                     grid=dict(data.get("grid") or {}), trials=list(data.get("trials") or []),
-                     cpus_per_trial=float(resources.get("cpus_per_trial", 1)),
-                     gpus_per_trial=float(resources.get("gpus_per_trial", 0)),
-                     cpus_per_upstream=float(resources["cpus_per_upstream"]) if "cpus_per_upstream" in resources
-                     else None,
-                     forget_share=float(select.get("forget_share", 0.5)), origin=str(path))
+                     grid=dict(data.get("grid") or {}), trials=list(data.get("trials") or []), origin=str(path),
+                     **numbers)
+
+
+def check_resources(spec: SweepSpec) -> None:
+    """Refuse resources and a selection rule that cannot work.
+
+    Raises:
+        ValueError: ``cpus_per_trial`` or ``cpus_per_upstream`` <= 0, ``gpus_per_trial`` < 0, or ``forget_share``
+            outside (0, 1] (names the file or the flags, and the key).
+    """
+    for name, value, ok, rule in (
+            ("resources: cpus_per_trial", spec.cpus_per_trial, spec.cpus_per_trial > 0, "> 0"),
+            ("resources: cpus_per_upstream", spec.cpus_per_upstream,
+             spec.cpus_per_upstream is None or spec.cpus_per_upstream > 0, "> 0"),
+            ("resources: gpus_per_trial", spec.gpus_per_trial, spec.gpus_per_trial >= 0, ">= 0"),
+            ("select: forget_share", spec.forget_share, 0 < spec.forget_share <= 1,
+             "in (0, 1] (a share of the vanilla model's forget score)")):
+        if not ok:
+            raise ValueError(f"{spec.origin}: {name} must be {rule}, got {value:g}")
 
 
 def flag_text(value) -> str:
@@ -178,7 +200,10 @@ def _split(where: str, settings: dict) -> tuple[dict, list[str], list[str]]:
             train_args.append(f"{tail}={flag_text(value)}")
         elif dot and head in METHODS:
             method_args.append(f"{key}={flag_text(value)}")
-        elif key in PIPELINE_FIELDS and key != "out_dir":
+        elif key == "out_dir":
+            raise ValueError(f"{where}: out_dir is the sweep's own folder, not a trial setting: give it as the "
+                             f"file's top-level out_dir or --out_dir")
+        elif key in PIPELINE_FIELDS:
             flags[key] = value
         else:
             raise ValueError(f"{where}: unknown setting {key!r} (a mllmu-pipeline flag, <method>.<setting> or "
@@ -199,9 +224,12 @@ def expand(spec: SweepSpec) -> list[Trial]:
 
     Raises:
         ValueError: an empty sweep, an unknown setting, a listed trial without one method and one modality,
-            or a configuration the pipeline refuses (names the file, the grid or trials[i], and the setting).
+            a configuration the pipeline refuses (names the file, the pipeline section, the grid or trials[i],
+            and the setting), or bad resources (:func:`check_resources`).
     """
+    check_resources(spec)
     shared = {_canonical(k): v for k, v in spec.pipeline.items() if _canonical(k) not in ("methods", "modalities")}
+    _split(f"{spec.origin}: pipeline (shared settings, --set)", shared)
     # the upstream's trial-level fields: the shared section's (its `lora` also trains the vanilla model), never
     # a trial's own; no methods, so no method or train args
     base = _config({k: v for k, v in shared.items() if k in TRIAL_FIELDS and k not in ("method_args", "train_args")})
