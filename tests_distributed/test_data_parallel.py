@@ -1,7 +1,8 @@
 """``mllmu-unlearn`` under ``accelerate launch`` with two gloo processes agrees with one process at the same
 global batch: the loss at every step and the saved weights, for a method without a reference model (GradDiff)
 and one with (NPO), LoRA and full fine-tuning. FSDP and DeepSpeed launches on CPUs are refused (accelerate
-would run them as plain data parallel); FSDP is compared the same way where two GPUs are present.
+would run them as plain data parallel); FSDP is compared the same way where two GPUs are present. A NaN loss on
+one process stops both (one all-reduced flag), not only the one that saw it.
 
 Tolerance (stated): the logged loss per step within 1e-5 absolute or relative (the larger; measured
 2026-12-01: at most 8e-6 absolute, on losses of 0.002 to 6.4 that are differences of terms near 5); the weights'
@@ -101,3 +102,28 @@ def test_fsdp_on_two_gpus_trains_like_one(base, tmp_path, method, lora):
                   ["--mixed_precision", "no"])  # fp32 like the one-process run
     assert two.returncode == 0, two.stderr[-3000:]
     assert_same_training(tmp_path / "one", tmp_path / "two", base)
+
+
+
+CASES = [([1.5, 2.0], True), ([float("nan"), 2.0], False), ([1.5, float("inf")], False)]  # rank 0's, rank 1's
+
+
+def _finite_on_rank(rank: int, port: int, results) -> None:
+    torch.distributed.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2)
+    from unlearners.trainer import finite_everywhere
+
+    results.put((rank, [finite_everywhere(torch.tensor(losses[rank])) for losses, _ in CASES]))
+    torch.distributed.destroy_process_group()
+
+
+def test_a_non_finite_loss_on_one_process_stops_every_process():
+    # a rank that raised alone would leave the other waiting in the gradients' all-reduce: both must see it
+    context = torch.multiprocessing.get_context("spawn")
+    results, port = context.SimpleQueue(), free_port()
+    workers = [context.Process(target=_finite_on_rank, args=(rank, port, results)) for rank in range(2)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=120)
+    expected = [finite for _, finite in CASES]
+    assert sorted(results.get() for _ in workers) == [(0, expected), (1, expected)]

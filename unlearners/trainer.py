@@ -11,6 +11,7 @@ Trainer's own.
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from pathlib import Path
 
@@ -23,6 +24,21 @@ from .methods.base import Reference
 
 class NonFiniteLossError(FloatingPointError):
     """The loss became NaN or infinite; the message names the step and method."""
+
+
+def finite_everywhere(loss: torch.Tensor) -> bool:
+    """Whether ``loss`` (any shape) is finite on this process and, under ``torch.distributed``, on every other.
+
+    A distributed run must stop on all ranks at once: a rank that raised alone would leave the others waiting in
+    the gradients' all-reduce until the process group's timeout. Costs one all-reduce of one number per step.
+    """
+    finite = torch.isfinite(loss.detach()).all()
+    if torch.distributed.is_available() and torch.distributed.is_initialized() \
+            and torch.distributed.get_world_size() > 1:
+        flag = finite.to(torch.float32).reshape(1)
+        torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MIN)
+        finite = flag[0] > 0
+    return bool(finite)
 
 
 class UnlearnTrainer(Trainer):
@@ -85,12 +101,14 @@ class UnlearnTrainer(Trainer):
         """The method's loss on ``inputs`` = ``{stream: batch}``.
 
         Raises:
-            NonFiniteLossError: the loss is NaN or +-inf.
+            NonFiniteLossError: the loss is NaN or +-inf, on this process or (distributed) another one.
         """
         loss, parts = self.method.loss(model, inputs, self.reference)
-        if not torch.isfinite(loss.detach()).all():
-            raise NonFiniteLossError(f"step {self.state.global_step}: the {self.method.name} loss is "
-                                     f"{loss.item()} (components {parts}); stopping, nothing is saved")
+        if not finite_everywhere(loss):
+            value = loss.item()
+            what = value if not math.isfinite(value) else f"non-finite on another process ({value} here)"
+            raise NonFiniteLossError(f"step {self.state.global_step}: the {self.method.name} loss is {what} "
+                                     f"(components {parts}); stopping, nothing is saved")
         for name, value in parts.items():
             self._parts[name].append(value)
         return (loss, None) if return_outputs else loss
