@@ -373,3 +373,19 @@ def test_token_mean_normalises_by_the_global_token_count_across_processes():
     mp.spawn(_token_mean_worker, args=(port, out), nprocs=2, join=True)
     assert (out[0], out[1]) == (6.0 / 5, 30.0 / 5)
     assert (out[0] + out[1]) / 2 == pytest.approx((6.0 + 30.0) / 10)
+
+
+@pytest.mark.parametrize("name", sorted(__import__("unlearners.methods", fromlist=["METHODS"]).METHODS))
+def test_every_method_setting_has_its_help_in_the_cli(name, capsys):
+    import dataclasses
+    import re
+
+    from unlearners.cli import parse
+
+    with pytest.raises(SystemExit):
+        parse(["--method", name, "-h"])
+    text = re.sub(r"\s+", " ", capsys.readouterr().out)
+    for field in dataclasses.fields(get_method(name).config_class):
+        help_text = field.metadata.get("help", "")
+        assert help_text, f"{name}.{field.name} has no help"
+        assert f"--{field.name} {field.name.upper()}" in text and re.sub(r"\s+", " ", help_text) in text

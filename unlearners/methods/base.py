@@ -11,7 +11,7 @@ GradDiff/KL_Min receive one set per batch (``{"forget": ...}`` or
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, ClassVar
 
 import torch
@@ -24,6 +24,12 @@ Reference = Callable[[dict], torch.Tensor]
 @dataclass
 class MethodConfig:
     """Hyper-parameters of a method (none in the base)."""
+
+
+def setting(default, help: str):
+    """A :class:`MethodConfig` field with its ``mllmu-unlearn --help`` text (``HfArgumentParser`` reads
+    ``metadata["help"]``)."""
+    return field(default=default, metadata={"help": help})
 
 
 class Method:
@@ -86,8 +92,8 @@ class Method:
 class RetainTermConfig(MethodConfig):
     """Weights of a forget term and of the retain set's answer cross-entropy (dimensionless; 0 turns a term off)."""
 
-    forget_weight: float = 1.0
-    retain_weight: float = 1.0
+    forget_weight: float = setting(1.0, "weight of the forget term (dimensionless; 0: off)")
+    retain_weight: float = setting(1.0, "weight of the retain set's answer cross-entropy (dimensionless; 0: off)")
 
 
 class ForgetPlusRetain(Method):

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from .base import ForgetPlusRetain, RetainTermConfig
+from .base import ForgetPlusRetain, RetainTermConfig, setting
 from .losses import forward_logits, sequence_logprob
 from .refusals import with_refusals
 
@@ -26,7 +26,7 @@ from .refusals import with_refusals
 class IdkDPOConfig(RetainTermConfig):
     """``beta``: inverse temperature of the preference; term weights."""
 
-    beta: float = 0.1
+    beta: float = setting(0.1, "inverse temperature of the preference (DPO's beta)")
 
 
 class IdkDPO(ForgetPlusRetain):

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .base import Method, MethodConfig
+from .base import Method, MethodConfig, setting
 from .losses import answer_kl, answer_nll, batch_nll, batchmean_kl, forward_logits
 
 
@@ -27,9 +27,10 @@ from .losses import answer_kl, answer_nll, batch_nll, batchmean_kl, forward_logi
 class KLMinConfig(MethodConfig):
     """Weights of the terms (dimensionless)."""
 
-    forget_weight: float = 1.0
-    retain_weight: float = 1.0
-    kl_weight: float = 1.0
+    forget_weight: float = setting(1.0, "weight of the forget term (dimensionless; 0: off)")
+    retain_weight: float = setting(1.0, "weight of the retain set's answer cross-entropy (dimensionless; 0: off)")
+    kl_weight: float = setting(1.0, "weight of the retain set's KL divergence from the reference model "
+                                    "(dimensionless; 0: off)")
 
 
 class KLMin(Method):

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 import torch
 from tqdm.auto import tqdm
 
-from .base import Method, MethodConfig
+from .base import Method, MethodConfig, setting
 from .losses import device_batches, model_inputs
 
 log = logging.getLogger(__name__)
@@ -48,7 +48,7 @@ IMPORTANCE = ("absolute", "frequency", "variance", "rms")
 class MANUConfig(MethodConfig):
     """``fraction``: share of the language model's MLP neurons pruned (0-1)."""
 
-    fraction: float = 0.05
+    fraction: float = setting(0.05, "share of the language model's MLP neurons pruned (0-1)")
 
 
 def mlp_down_projections(model) -> dict[str, torch.nn.Linear]:

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import torch
 from tqdm.auto import tqdm
 
-from .base import Method, MethodConfig
+from .base import Method, MethodConfig, setting
 from .losses import answer_nll, batch_nll, device_batches, model_inputs
 
 log = logging.getLogger(__name__)
@@ -36,9 +36,9 @@ log = logging.getLogger(__name__)
 class MMUnlearnerConfig(MethodConfig):
     """``threshold``: Fisher ratio at or above which a weight is unlearned; term weights (dimensionless)."""
 
-    threshold: float = 1.0
-    forget_weight: float = 1.0
-    retain_weight: float = 1.0
+    threshold: float = setting(1.0, "Fisher ratio (forget / retain) at or above which a weight is unlearned")
+    forget_weight: float = setting(1.0, "weight of the forget term (dimensionless; 0: off)")
+    retain_weight: float = setting(1.0, "weight of the retain set's answer cross-entropy (dimensionless; 0: off)")
 
 
 def diagonal_fisher(model, batches, desc: str = "Fisher") -> dict[int, torch.Tensor]:

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from .base import Method, MethodConfig
+from .base import Method, MethodConfig, setting
 from .losses import answer_nll, batch_nll, forward_logits, sequence_logprob
 
 
@@ -33,8 +33,9 @@ from .losses import answer_nll, batch_nll, forward_logits, sequence_logprob
 class NPOConfig(MethodConfig):
     """``beta``: inverse temperature (released MLLMU code: 0.4); ``retain_weight``: 0 = plain NPO."""
 
-    beta: float = 0.4
-    retain_weight: float = 0.0
+    beta: float = setting(0.4, "inverse temperature (released MLLMU code: 0.4)")
+    retain_weight: float = setting(0.0, "weight of the retain set's answer cross-entropy (0: plain NPO; "
+                                        "> 0: NPO+RT)")
 
 
 class NPO(Method):

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .base import Method, MethodConfig
+from .base import Method, MethodConfig, setting
 from .losses import model_inputs, token_mean
 
 log = logging.getLogger(__name__)
@@ -33,11 +33,12 @@ class RMUConfig(MethodConfig):
     ``params``: which parameters train (``wmdp``: down-projections of layers layer-2..layer; ``all``; or a
     regular expression on parameter names); ``direction_seed``: of the random direction."""
 
-    layer: int = 7
-    steering_coeff: float = 6.5
-    alpha: float = 1200.0
-    params: str = "wmdp"
-    direction_seed: int = 0
+    layer: int = setting(7, "decoder layer whose activations are steered (0-based)")
+    steering_coeff: float = setting(6.5, "c: length of the random direction the forget activations are pushed to")
+    alpha: float = setting(1200.0, "weight of the retain activations' distance from the frozen model's")
+    params: str = setting("wmdp", "parameters that train: wmdp (down-projections of layers layer-2..layer), "
+                                  "all, or a regular expression on parameter names")
+    direction_seed: int = setting(0, "seed of the random direction")
 
 
 def masked_mse(a: torch.Tensor, b: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .base import ForgetPlusRetain, RetainTermConfig
+from .base import ForgetPlusRetain, RetainTermConfig, setting
 from .losses import forward_logits, weighted_ascent
 
 
@@ -19,10 +19,10 @@ from .losses import forward_logits, weighted_ascent
 class SatImpConfig(RetainTermConfig):
     """``beta1``: saturation exponent; ``beta2``: importance exponent; term weights."""
 
-    beta1: float = 5.0
-    beta2: float = 1.0
-    forget_weight: float = 0.1
-    retain_weight: float = 1.0
+    beta1: float = setting(5.0, "saturation exponent")
+    beta2: float = setting(1.0, "importance exponent")
+    forget_weight: float = setting(0.1, "weight of the forget term (dimensionless; 0: off)")
+    retain_weight: float = setting(1.0, "weight of the retain set's answer cross-entropy (dimensionless; 0: off)")
 
 
 class SatImp(ForgetPlusRetain):

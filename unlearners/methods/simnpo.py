@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import torch.nn.functional as F
 
-from .base import ForgetPlusRetain, RetainTermConfig
+from .base import ForgetPlusRetain, RetainTermConfig, setting
 from .losses import answer_lengths, forward_logits, sequence_logprob
 
 
@@ -23,10 +23,10 @@ from .losses import answer_lengths, forward_logits, sequence_logprob
 class SimNPOConfig(RetainTermConfig):
     """``beta``: inverse temperature; ``gamma``: reward margin (nats per token); term weights."""
 
-    beta: float = 4.5
-    gamma: float = 0.0
-    forget_weight: float = 0.125
-    retain_weight: float = 1.0
+    beta: float = setting(4.5, "inverse temperature")
+    gamma: float = setting(0.0, "reward margin (nats per token)")
+    forget_weight: float = setting(0.125, "weight of the forget term (dimensionless; 0: off)")
+    retain_weight: float = setting(1.0, "weight of the retain set's answer cross-entropy (dimensionless; 0: off)")
 
 
 class SimNPO(ForgetPlusRetain):

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from .base import ForgetPlusRetain, RetainTermConfig
+from .base import ForgetPlusRetain, RetainTermConfig, setting
 from .losses import IGNORE_INDEX, forward_logits, token_mean
 
 
@@ -24,9 +24,9 @@ from .losses import IGNORE_INDEX, forward_logits, token_mean
 class UNDIALConfig(RetainTermConfig):
     """``beta``: how far the answer token's teacher logit is lowered (nats); term weights."""
 
-    beta: float = 10.0
-    forget_weight: float = 1.0
-    retain_weight: float = 0.0
+    beta: float = setting(10.0, "how far the answer token's teacher logit is lowered (nats)")
+    forget_weight: float = setting(1.0, "weight of the forget term (dimensionless; 0: off)")
+    retain_weight: float = setting(0.0, "weight of the retain set's answer cross-entropy (dimensionless; 0: off)")
 
 
 def adjusted_distillation(logits: torch.Tensor, reference_logits: torch.Tensor, labels: torch.Tensor,

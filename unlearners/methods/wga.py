@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .base import ForgetPlusRetain, RetainTermConfig
+from .base import ForgetPlusRetain, RetainTermConfig, setting
 from .losses import forward_logits, weighted_ascent
 
 
@@ -19,7 +19,7 @@ from .losses import forward_logits, weighted_ascent
 class WGAConfig(RetainTermConfig):
     """``beta``: exponent of the token weight ``p^beta``; term weights."""
 
-    beta: float = 1.0
+    beta: float = setting(1.0, "exponent of the token weight p^beta")
 
 
 class WGA(ForgetPlusRetain):
