@@ -136,12 +136,11 @@ def _interval(rows: list[dict], trial: str, metric: str) -> str:
     return f"{r['value']:.3f}" + (f" [{r['ci_low']:.3f}, {r['ci_high']:.3f}]" if r["ci_low"] is not None else "")
 
 
-def markdown(rows: list[dict], records: list[dict], forget_share: float) -> str:
+def markdown(rows: list[dict], records: list[dict], forget_share: float, best: dict[str, str | None]) -> str:
     """One line per trial (forget efficacy and model utility with intervals, PrivLeak, status), the front and
-    best-configuration marks, and the rule stated under the table."""
+    best-configuration marks (``best``: :func:`best_per_method`'s), and the rule stated under the table."""
     points = headline(rows)
     on_front = {t for front in fronts(points).values() for t in front}
-    best = best_per_method(points, forget_share)
     vanillas = {f"{p['vanilla_forget']:.3f}" for p in points.values()}
     lines = ["| trial | method | modality | settings | forget efficacy (lower: forgotten) | model utility | "
              "PrivLeak (%) | front | best |", "|---|---|---|---|---:|---:|---:|:-:|:-:|"]

@@ -253,10 +253,10 @@ def write_results(spec: SweepSpec, trials: list[Trial]) -> str:
     records = [rec for t in trials if (rec := load_record(t)) is not None]
     rows = [row for rec in records for row in table.trial_rows(rec)]
     (out / "results.csv").write_text(table.rows_csv(rows), encoding="utf-8")
-    text = table.markdown(rows, records, spec.forget_share)
+    best = table.best_per_method(table.headline(rows), spec.forget_share)
+    text = table.markdown(rows, records, spec.forget_share, best)
     (out / "results.md").write_text(text, encoding="utf-8")
     table.plot(rows, out / "pareto.png")
-    best = table.best_per_method(table.headline(rows), spec.forget_share)
     by_id = {rec["id"]: rec for rec in records}
     write_json_atomic(out / "best.json", {method: None if t is None else {
         "trial": t, "settings": by_id[t]["settings"], "pipeline_config": by_id[t]["config"],
