@@ -18,7 +18,6 @@ both ways, and how many adapters' answers were identical both ways. Runs in the 
 from __future__ import annotations
 
 import argparse
-import gc
 import tempfile
 import time
 from pathlib import Path
@@ -62,6 +61,7 @@ def merged_times(runs: dict[str, Path], limit: int) -> tuple[list[float], dict[s
     from lm_eval import simple_evaluate
     from lm_eval.api.registry import get_model
 
+    from mllmu_tasks.adapters import close_engine
     from mllmu_tasks.cli import suite_task_manager
 
     start, times, out = time.perf_counter(), [], {}
@@ -69,8 +69,7 @@ def merged_times(runs: dict[str, Path], limit: int) -> tuple[list[float], dict[s
         lm = get_model("vllm-vlm").create_from_arg_obj({"pretrained": str(folder), **MODEL_ARGS})
         manager = suite_task_manager(include_defaults=False)(metadata={**META, "pretrained": str(folder)})
         out[name] = answers(simple_evaluate(model=lm, tasks=TASKS, task_manager=manager, limit=limit, log_samples=True))
-        del lm  # the engine's process ends with it
-        gc.collect()
+        close_engine(lm)
         times.append(time.perf_counter() - start)
         progress(f"merged: {name} scored on its own engine")
     return times, out
@@ -78,7 +77,7 @@ def merged_times(runs: dict[str, Path], limit: int) -> tuple[list[float], dict[s
 
 def lora_times(vanilla: Path, runs: dict[str, Path], limit: int) -> tuple[list[float], dict[str, dict]]:
     """Cumulative wall time after each adapter on one engine (its start counted in the first), and the answers."""
-    from mllmu_tasks.adapters import adapter_engine, score_adapters
+    from mllmu_tasks.adapters import adapter_engine, close_engine, score_adapters
 
     adapters = {name: folder / "adapter" for name, folder in runs.items()}
     start, times, out = time.perf_counter(), [], {}
@@ -89,8 +88,7 @@ def lora_times(vanilla: Path, runs: dict[str, Path], limit: int) -> tuple[list[f
         out[name] = answers(result[name])
         times.append(time.perf_counter() - start)
         progress(f"multi-LoRA: {name} scored")
-    del engine  # its process ends before the merged checkpoints' engines start
-    gc.collect()
+    close_engine(engine)  # stopped before the merged checkpoints' engines start (a running one hangs the exit)
     return times, out
 
 

@@ -55,12 +55,26 @@ def adapter_engine(base: str, adapters: dict[str, str | Path], model: str = "vll
     return get_model(model).create_from_arg_obj(args)
 
 
+def close_engine(lm) -> None:
+    """Stop an lm-eval vLLM model's engine processes now, not at garbage collection.
+
+    An engine still running when the interpreter exits can hang it: ``multiprocessing`` joins the engine's
+    process at exit, and that process stops only when told to (seen with vLLM 0.32: a script that kept a
+    reference to its engine never exited). Does nothing for a model without a vLLM engine, or one already
+    stopped.
+    """
+    core = getattr(getattr(getattr(lm, "model", None), "llm_engine", None), "engine_core", None)
+    if core is not None:
+        core.shutdown()
+
+
 def score_adapters(base: str, adapters: dict[str, str | Path], tasks: list[str], model: str = "vllm-vlm",
                    model_args: dict | None = None, metadata: dict | None = None, engine=None,
                    **evaluate_kwargs) -> dict[str, dict]:
     """Score every adapter of ``adapters`` (``{name: adapter folder}``) on ``tasks`` with one vLLM engine.
 
-    ``engine``: an :func:`adapter_engine` to reuse (e.g. across calls); built here when None.
+    ``engine``: an :func:`adapter_engine` to reuse (e.g. across calls; the caller stops it with
+    :func:`close_engine`); built here and stopped before returning when None.
     ``metadata``: the suite's settings (``source``, ``forget_ratio``); ``pretrained`` is set to ``base``.
     ``evaluate_kwargs`` go to ``lm_eval.simple_evaluate`` (``limit``, ``log_samples``, ``apply_chat_template``).
 
@@ -80,8 +94,12 @@ def score_adapters(base: str, adapters: dict[str, str | Path], tasks: list[str],
     # vLLM caches an adapter by its integer ID: one ID per folder for the engine's whole life
     ids = lm.__dict__.setdefault("_mllmu_adapter_ids", {})
     out = {}
-    for name, path in adapters.items():
-        lora_id = ids.setdefault(str(Path(path).resolve()), len(ids) + 1)
-        lm.lora_request = LoRARequest(str(name), lora_id, str(path))
-        out[name] = simple_evaluate(model=lm, tasks=tasks, task_manager=manager, **evaluate_kwargs)
+    try:
+        for name, path in adapters.items():
+            lora_id = ids.setdefault(str(Path(path).resolve()), len(ids) + 1)
+            lm.lora_request = LoRARequest(str(name), lora_id, str(path))
+            out[name] = simple_evaluate(model=lm, tasks=tasks, task_manager=manager, **evaluate_kwargs)
+    finally:
+        if engine is None:
+            close_engine(lm)
     return out
