@@ -375,3 +375,44 @@ def test_bad_settings_are_one_line_before_anything_is_written(tmp_path, capsys):
             main([*args, "--out_dir", str(out)])
         assert str(exit_info.value).startswith("mllmu-pipeline: error: ") and message in str(exit_info.value)
         assert "\n" not in str(exit_info.value) and not out.exists()
+
+
+def test_a_changed_training_setting_changes_its_stages_key(tmp_path, monkeypatch):
+    """Every setting a fine-tuning or unlearning stage trains with is in its key, so a rerun with it changed
+    trains again instead of reusing the old weights (a changed --base_model once reused the old vanilla model)."""
+    from unlearners.pipeline import Manifest, PipelineConfig, parse, run_pipeline
+
+    class Stop(Exception):
+        pass
+
+    def keys(**settings):
+        seen = {}
+
+        def record(self, stage, output, stage_settings, upstream, work):
+            seen[stage] = self.key(stage, stage_settings, upstream)
+            self.entries[stage] = {"key": seen[stage]}
+            if stage.startswith("unlearn/"):
+                raise Stop
+            return output
+
+        monkeypatch.setattr(Manifest, "run", record)
+        cfg = PipelineConfig(out_dir=str(tmp_path / "run"), size="test", holdout_profiles=0, audit=False,
+                             methods=("ga",), modalities=("text-only",), **settings)
+        with pytest.raises(Stop):
+            run_pipeline(cfg, log=lambda line: None)
+        return seen
+
+    default = keys()
+    assert set(default) == {"base", "pretrain", "vanilla", "unlearn/ga-text-only"}
+    for change, stages in [({"base_model": "/models/a"}, {"vanilla", "unlearn/ga-text-only"}),
+                           ({"train_batch_size": 16}, {"pretrain", "vanilla", "unlearn/ga-text-only"}),
+                           ({"vanilla_lora": True}, {"pretrain", "vanilla", "unlearn/ga-text-only"}),
+                           ({"unlearn_batch_size": 4}, {"unlearn/ga-text-only"}),
+                           ({"lora": True, "vanilla_lora": False}, {"unlearn/ga-text-only"})]:
+        changed = keys(**change)
+        assert {s for s in changed if changed[s] != default.get(s)} == stages, change
+    assert keys(base_model="/models/a") != keys(base_model="/models/b")
+    # --lora alone also trains the vanilla model with LoRA; --vanilla_lora parses as a bool (false is False)
+    assert keys(lora=True)["vanilla"] == keys(vanilla_lora=True, lora=True)["vanilla"] != default["vanilla"]
+    assert parse(["--vanilla_lora", "false"]).vanilla_lora is False and parse([]).vanilla_lora is None
+    assert PipelineConfig(lora=True, vanilla_lora=False).finetune_lora is False

@@ -43,6 +43,9 @@ def test_the_grid_is_every_combination_and_a_methods_setting_reaches_only_its_tr
     assert {t.upstream.lora for t in shared} == {True} and len({t.upstream_id for t in shared}) == 1
     axis = expand(spec(grid={"method": "ga", "modality": "text-only", "lora": [False, True]}))
     assert {t.config.lora for t in axis} == {False, True} and {t.upstream.lora for t in axis} == {False}
+    # ... and the trial's own pipeline fine-tunes (so keys) its vanilla model as the upstream did
+    assert {t.config.finetune_lora for t in axis} == {t.upstream.finetune_lora for t in axis} == {False}
+    assert {t.config.finetune_lora for t in shared} == {True}
     assert trials[0].config.out_dir.endswith(f"trials/{trials[0].id}")
 
 

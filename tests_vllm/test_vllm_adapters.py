@@ -18,17 +18,26 @@ LIMIT = 8
 SCRIPT = """
 import json, sys
 import psutil
-from mllmu_tasks.adapters import score_adapters
+from mllmu_tasks.adapters import adapter_engine, close_engine, score_adapters
+def running_engines():
+    def engine(p):
+        try:
+            return "VLLM" in p.name() and p.status() != psutil.STATUS_ZOMBIE
+        except psutil.NoSuchProcess:
+            return False
+    return [p for p in psutil.Process().children(recursive=True) if engine(p)]
 if __name__ == "__main__":
     base, adapters, tasks, limit, out = sys.argv[1], json.loads(sys.argv[2]), sys.argv[3].split(","), int(sys.argv[4]), sys.argv[5]
-    results = score_adapters(base, adapters, tasks, model_args={"dtype": "float32", "enforce_eager": True,
-                             "max_model_len": 2048, "max_images": 8}, metadata=json.loads(sys.argv[6]), limit=limit,
+    lm = adapter_engine(base, adapters, model_args={"dtype": "float32", "enforce_eager": True, "max_model_len": 2048,
+                                                    "max_images": 8})
+    results = score_adapters(base, adapters, tasks, metadata=json.loads(sys.argv[6]), engine=lm, limit=limit,
                              log_samples=True)
-    engines = [" ".join(p.cmdline()) for p in psutil.Process().children(recursive=True) if p.is_running()
-               and "VLLM" in " ".join(p.cmdline())]  # the engine score_adapters built is stopped when it returns
-    json.dump({"engines_left": engines, **{name: {"results": r["results"], "answers": {t: {str(s["doc_id"]):
-               s["filtered_resps"][0] for s in r["samples"][t]} for t in tasks}} for name, r in results.items()}},
-              open(out, "w"))
+    running = len(running_engines())
+    close_engine(lm)  # with lm still referenced: its processes end within seconds (a running engine hangs the exit)
+    psutil.wait_procs(running_engines(), timeout=15)
+    json.dump({"engines": [running, len(running_engines())], **{name: {"results": r["results"], "answers":
+               {t: {str(s["doc_id"]): s["filtered_resps"][0] for s in r["samples"][t]} for t in tasks}}
+               for name, r in results.items()}}, open(out, "w"))
 """
 
 
@@ -49,8 +58,9 @@ def test_adapters_on_one_engine_score_like_their_merged_checkpoints(checkpoints,
                           timeout=900)
     assert proc.returncode == 0, proc.stderr[-4000:]
     lora = json.loads((tmp_path / "lora.json").read_text())
-    # an engine left running can hang the interpreter's exit (multiprocessing joins its process)
-    assert lora.pop("engines_left") == []
+    # the engine ran in its own processes until close_engine stopped them
+    running, left = lora.pop("engines")
+    assert running >= 1 and left == 0
     assert list(lora) == list(adapters)
     # the adapters are applied: the two learning rates answer differently
     assert lora["ga-0"]["answers"] != lora["ga-1"]["answers"]

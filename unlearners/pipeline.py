@@ -111,6 +111,7 @@ class PipelineConfig:
     unlearn_lr: float = 1e-3
     unlearn_batch_size: int = 8
     lora: bool = False                     # full fine-tuning suits the tiny model; LoRA for 7B
+    vanilla_lora: bool | None = None       # LoRA for the pretrain/vanilla/retrained fine-tuning; None: as --lora
     score_batch_size: int = 64
     score_limit: int | None = None         # questions per task (None: all)
     probe_questions: int = 200             # JSONL mode: retain questions probed
@@ -132,6 +133,12 @@ class PipelineConfig:
     @property
     def released(self) -> bool:
         return self.protocol == "released"
+
+    @property
+    def finetune_lora(self) -> bool:
+        """Whether the pretrain, vanilla and retrained fine-tuning train LoRA adapters (``--vanilla_lora``, else
+        ``--lora``)."""
+        return self.lora if self.vanilla_lora is None else self.vanilla_lora
 
     @property
     def scoring_suite(self) -> str:
@@ -248,7 +255,7 @@ def _train_args(cfg: PipelineConfig, out: Path, epochs: float, lr: float, batch:
 
 def _finetune(cfg: PipelineConfig, start: str, out: Path, examples: list, epochs: float, note: str,
               released: bool = False) -> None:
-    train("finetune", ModelArguments(model=start, lora=cfg.lora, freeze_vision_tower=False), {"train": examples},
+    train("finetune", ModelArguments(model=start, lora=cfg.finetune_lora, freeze_vision_tower=False), {"train": examples},
           _train_args(cfg, out, epochs, cfg.train_lr, cfg.train_batch_size, released),
           card={"data": note, "source": cfg.source})
 
@@ -519,7 +526,8 @@ def relearn_stages(cfg: PipelineConfig, out: Path, manifest: Manifest, models: d
         if stage == "vanilla":
             continue
         relearned = out / "relearn" / Path(stage).name
-        settings = {"steps": cfg.relearn_steps, "lr": cfg.unlearn_lr, "attack": attack, "lora": cfg.lora}
+        settings = {"steps": cfg.relearn_steps, "lr": cfg.unlearn_lr, "batch": cfg.unlearn_batch_size,
+                    "attack": attack, "lora": cfg.lora}
         manifest.run(f"relearn/{Path(stage).name}", relearned, settings, [stage], lambda f=folder, r=relearned: train(
             "finetune", ModelArguments(model=str(f), lora=cfg.lora), {"train": pairs},
             _train_args(cfg, r, 1, cfg.unlearn_lr, cfg.unlearn_batch_size, max_steps=cfg.relearn_steps, warmup=0),
@@ -629,7 +637,8 @@ def run_pipeline(cfg: PipelineConfig, log=print) -> str:
     if cfg.holdout_profiles:
         cfg, holdout = holdout_stage(cfg, out, manifest)
     data_key = data_hash(cfg)
-    common = {"seed": cfg.seed, "data": data_key, **given, "protocol": cfg.protocol}
+    common = {"seed": cfg.seed, "data": data_key, **given, "protocol": cfg.protocol, "base_model": cfg.base_model}
+    tuning = {"lr": cfg.train_lr, "batch": cfg.train_batch_size, "lora": cfg.finetune_lora, "mc_copies": cfg.mc_copies}
 
     if cfg.base_model:
         start, upstream = cfg.base_model, []
@@ -639,13 +648,11 @@ def run_pipeline(cfg: PipelineConfig, log=print) -> str:
         if not cfg.text_jsonl:
             celebrity = format_examples(CELEBRITY_CONFIG, resolve_source(cfg.source, flag="--source"), seed=cfg.seed,
                                         mc_copies=cfg.mc_copies)
-            manifest.run("pretrain", out / "pretrain", {**common, "epochs": cfg.pretrain_epochs, "lr": cfg.train_lr,
-                                                        "mc_copies": cfg.mc_copies},
-                         upstream, lambda: _finetune(cfg, start, out / "pretrain", celebrity, cfg.pretrain_epochs,
+            manifest.run("pretrain", out / "pretrain", {**common, **tuning, "epochs": cfg.pretrain_epochs}, upstream, lambda: _finetune(cfg, start, out / "pretrain", celebrity, cfg.pretrain_epochs,
                                                      "celebrity stand-ins and answer formats"))
             start, upstream = str(out / "pretrain"), ["pretrain"]
-    manifest.run("vanilla", out / "vanilla", {**common, "epochs": cfg.vanilla_epochs, "lr": cfg.train_lr,
-                                              "mc_copies": cfg.mc_copies, "drills": cfg.drills}, upstream,
+    manifest.run("vanilla", out / "vanilla", {**common, **tuning, "epochs": cfg.vanilla_epochs, "drills": cfg.drills},
+                 upstream,
                  lambda: _finetune(cfg, start, out / "vanilla", vanilla_examples(cfg), cfg.vanilla_epochs,
                                    "all fictitious profiles: ft_Data pairs" + ("" if cfg.released else
                                                                                " and answer-format drills"),
@@ -656,9 +663,8 @@ def run_pipeline(cfg: PipelineConfig, log=print) -> str:
     reference = None
     if audit or (cfg.released and "npo" in cfg.methods):  # the retrained model; the released NPO reference too
         reference = out / "retrained"
-        manifest.run("retrained", reference, {**common, "epochs": cfg.vanilla_epochs, "lr": cfg.train_lr,
-                                              "ratio": cfg.forget_ratio, "mc_copies": cfg.mc_copies,
-                                              "drills": cfg.drills}, upstream,
+        manifest.run("retrained", reference, {**common, **tuning, "epochs": cfg.vanilla_epochs,
+                                              "ratio": cfg.forget_ratio, "drills": cfg.drills}, upstream,
                      lambda: _finetune(cfg, start, reference, vanilla_examples(cfg, "retain"), cfg.vanilla_epochs,
                                        "retain profiles only (the retrained model)", released=cfg.released))
     models = {"vanilla": ("vanilla", out / "vanilla")}
@@ -671,7 +677,8 @@ def run_pipeline(cfg: PipelineConfig, log=print) -> str:
             name = f"{method} ({modality})"
             stage, folder = unlearn_stage(method, modality), out / "unlearn" / f"{method}-{modality}"
             settings = {**common, "method": method, "modality": modality, "ratio": cfg.forget_ratio,
-                        "epochs": cfg.unlearn_epochs, "lr": cfg.unlearn_lr, "lora": cfg.lora,
+                        "epochs": cfg.unlearn_epochs, "lr": cfg.unlearn_lr, "batch": cfg.unlearn_batch_size,
+                        "lora": cfg.lora,
                         "method_config": dataclasses.asdict(method_config(cfg, method)),
                         **({"train_args": train_overrides(cfg)} if cfg.train_args else {})}
             released_npo = cfg.released and method == "npo"
@@ -720,10 +727,9 @@ def parse(argv: list[str]) -> PipelineConfig:
         default = f.default
         if isinstance(default, tuple):
             parser.add_argument(f"--{f.name}", default=",".join(default), help=f"comma-separated (default {default})")
-        elif isinstance(default, bool):
-            parser.add_argument(f"--{f.name}", default=default, type=lambda v: typed(v, bool))
         else:
-            parser.add_argument(f"--{f.name}", default=default, type=field_type(hints[f.name]))
+            kind = field_type(hints[f.name])
+            parser.add_argument(f"--{f.name}", default=default, type=(lambda v: typed(v, bool)) if kind is bool else kind)
     ns = vars(parser.parse_args(argv))
     for f in dataclasses.fields(PipelineConfig):
         if isinstance(f.default, tuple):

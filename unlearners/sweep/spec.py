@@ -295,6 +295,9 @@ def _trial(spec: SweepSpec, where: str, shared: dict, base: PipelineConfig, comb
         if cfg.modalities[0] not in MODALITIES:
             raise ValueError(f"--modalities must be one of {', '.join(MODALITIES)}, got {cfg.modalities[0]!r}")
         cfg = check_config(cfg)
+        # the shared fine-tuning's LoRA setting is the upstream's (the shared section's `lora` unless
+        # `vanilla_lora` is given); a trial's own `lora` is its unlearning's
+        cfg = dataclasses.replace(cfg, vanilla_lora=base.lora if cfg.vanilla_lora is None else cfg.vanilla_lora)
     except ValueError as err:
         raise ValueError(f"{where} ({flag_text(combo['methods'])}, {flag_text(combo['modalities'])}): {err}") from None
     upstream = dataclasses.replace(cfg, methods=(), method_args="", train_args="",
