@@ -92,13 +92,15 @@ def test_method_all_and_the_pipelines_default_methods():
     (dict(trials=[{"method": "npo", "modality": "text-only", "unlearn_epochs": 0}]),
      "trials[0] (npo, text-only): --unlearn_epochs must be > 0, got 0"),
     (dict(pipeline={"relearn_steps": -2}), "--relearn_steps must be >= 0, got -2"),
-    (dict(pipeline={"out_dir": "x"}), "the sweep flags: pipeline (shared settings, --set): out_dir is the sweep's own "
-                                      "folder, not a trial setting: give it as the file's top-level out_dir or --out_dir"),
+    (dict(pipeline={"out_dir": "x"}), "the sweep flags: pipeline (shared settings, --set): out_dir is the sweep's "
+                                      "own folder, not a trial setting: give it as the file's top-level out_dir or "
+                                      "--out_dir"),
     (dict(grid={"out_dir": ["x"]}), "the sweep flags: grid: out_dir is the sweep's own folder"),
     (dict(cpus_per_trial=0), "the sweep flags: resources: cpus_per_trial must be > 0, got 0"),
     (dict(cpus_per_upstream=-1), "resources: cpus_per_upstream must be > 0, got -1"),
     (dict(gpus_per_trial=-0.5), "resources: gpus_per_trial must be >= 0, got -0.5"),
-    (dict(forget_share=2), "select: forget_share must be in (0, 1] (a share of the vanilla model's forget score), got 2"),
+    (dict(forget_share=2), "select: forget_share must be in (0, 1] (a share of the vanilla model's forget score), "
+                           "got 2"),
     (dict(forget_share=0), "select: forget_share must be in (0, 1]"),
 ])
 def test_bad_settings_are_one_line_naming_where(kw, message):

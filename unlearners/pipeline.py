@@ -255,7 +255,8 @@ def _train_args(cfg: PipelineConfig, out: Path, epochs: float, lr: float, batch:
 
 def _finetune(cfg: PipelineConfig, start: str, out: Path, examples: list, epochs: float, note: str,
               released: bool = False) -> None:
-    train("finetune", ModelArguments(model=start, lora=cfg.finetune_lora, freeze_vision_tower=False), {"train": examples},
+    train("finetune", ModelArguments(model=start, lora=cfg.finetune_lora, freeze_vision_tower=False),
+          {"train": examples},
           _train_args(cfg, out, epochs, cfg.train_lr, cfg.train_batch_size, released),
           card={"data": note, "source": cfg.source})
 
@@ -648,8 +649,9 @@ def run_pipeline(cfg: PipelineConfig, log=print) -> str:
         if not cfg.text_jsonl:
             celebrity = format_examples(CELEBRITY_CONFIG, resolve_source(cfg.source, flag="--source"), seed=cfg.seed,
                                         mc_copies=cfg.mc_copies)
-            manifest.run("pretrain", out / "pretrain", {**common, **tuning, "epochs": cfg.pretrain_epochs}, upstream, lambda: _finetune(cfg, start, out / "pretrain", celebrity, cfg.pretrain_epochs,
-                                                     "celebrity stand-ins and answer formats"))
+            manifest.run("pretrain", out / "pretrain", {**common, **tuning, "epochs": cfg.pretrain_epochs}, upstream,
+                         lambda: _finetune(cfg, start, out / "pretrain", celebrity, cfg.pretrain_epochs,
+                                           "celebrity stand-ins and answer formats"))
             start, upstream = str(out / "pretrain"), ["pretrain"]
     manifest.run("vanilla", out / "vanilla", {**common, **tuning, "epochs": cfg.vanilla_epochs, "drills": cfg.drills},
                  upstream,
@@ -729,7 +731,8 @@ def parse(argv: list[str]) -> PipelineConfig:
             parser.add_argument(f"--{f.name}", default=",".join(default), help=f"comma-separated (default {default})")
         else:
             kind = field_type(hints[f.name])
-            parser.add_argument(f"--{f.name}", default=default, type=(lambda v: typed(v, bool)) if kind is bool else kind)
+            convert = (lambda v: typed(v, bool)) if kind is bool else kind  # bool("false") would be True
+            parser.add_argument(f"--{f.name}", default=default, type=convert)
     ns = vars(parser.parse_args(argv))
     for f in dataclasses.fields(PipelineConfig):
         if isinstance(f.default, tuple):
