@@ -26,6 +26,11 @@ class MethodConfig:
     """Hyper-parameters of a method (none in the base)."""
 
 
+#: help texts of the forget and retain term weights that several methods share
+FORGET_WEIGHT = "weight of the forget term (dimensionless; 0: off)"
+RETAIN_WEIGHT = "weight of the retain set's answer cross-entropy (dimensionless; 0: off)"
+
+
 def setting(default, help: str):
     """A :class:`MethodConfig` field with its ``mllmu-unlearn --help`` text (``HfArgumentParser`` reads
     ``metadata["help"]``)."""
@@ -92,8 +97,8 @@ class Method:
 class RetainTermConfig(MethodConfig):
     """Weights of a forget term and of the retain set's answer cross-entropy (dimensionless; 0 turns a term off)."""
 
-    forget_weight: float = setting(1.0, "weight of the forget term (dimensionless; 0: off)")
-    retain_weight: float = setting(1.0, "weight of the retain set's answer cross-entropy (dimensionless; 0: off)")
+    forget_weight: float = setting(1.0, FORGET_WEIGHT)
+    retain_weight: float = setting(1.0, RETAIN_WEIGHT)
 
 
 class ForgetPlusRetain(Method):

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .base import Method, MethodConfig, setting
+from .base import FORGET_WEIGHT, RETAIN_WEIGHT, Method, MethodConfig, setting
 from .losses import batch_nll
 
 
@@ -19,8 +19,8 @@ from .losses import batch_nll
 class GradDiffConfig(MethodConfig):
     """Weights of the two terms (dimensionless)."""
 
-    forget_weight: float = setting(1.0, "weight of the forget term (dimensionless; 0: off)")
-    retain_weight: float = setting(1.0, "weight of the retain set's answer cross-entropy (dimensionless; 0: off)")
+    forget_weight: float = setting(1.0, FORGET_WEIGHT)
+    retain_weight: float = setting(1.0, RETAIN_WEIGHT)
 
 
 class GradDiff(Method):

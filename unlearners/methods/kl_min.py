@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .base import Method, MethodConfig, setting
+from .base import FORGET_WEIGHT, RETAIN_WEIGHT, Method, MethodConfig, setting
 from .losses import answer_kl, answer_nll, batch_nll, batchmean_kl, forward_logits
 
 
@@ -27,8 +27,8 @@ from .losses import answer_kl, answer_nll, batch_nll, batchmean_kl, forward_logi
 class KLMinConfig(MethodConfig):
     """Weights of the terms (dimensionless)."""
 
-    forget_weight: float = setting(1.0, "weight of the forget term (dimensionless; 0: off)")
-    retain_weight: float = setting(1.0, "weight of the retain set's answer cross-entropy (dimensionless; 0: off)")
+    forget_weight: float = setting(1.0, FORGET_WEIGHT)
+    retain_weight: float = setting(1.0, RETAIN_WEIGHT)
     kl_weight: float = setting(1.0, "weight of the retain set's KL divergence from the reference model "
                                     "(dimensionless; 0: off)")
 

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import torch
 from tqdm.auto import tqdm
 
-from .base import Method, MethodConfig, setting
+from .base import FORGET_WEIGHT, RETAIN_WEIGHT, Method, MethodConfig, setting
 from .losses import answer_nll, batch_nll, device_batches, model_inputs
 
 log = logging.getLogger(__name__)
@@ -37,8 +37,8 @@ class MMUnlearnerConfig(MethodConfig):
     """``threshold``: Fisher ratio at or above which a weight is unlearned; term weights (dimensionless)."""
 
     threshold: float = setting(1.0, "Fisher ratio (forget / retain) at or above which a weight is unlearned")
-    forget_weight: float = setting(1.0, "weight of the forget term (dimensionless; 0: off)")
-    retain_weight: float = setting(1.0, "weight of the retain set's answer cross-entropy (dimensionless; 0: off)")
+    forget_weight: float = setting(1.0, FORGET_WEIGHT)
+    retain_weight: float = setting(1.0, RETAIN_WEIGHT)
 
 
 def diagonal_fisher(model, batches, desc: str = "Fisher") -> dict[int, torch.Tensor]:

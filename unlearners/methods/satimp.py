@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .base import ForgetPlusRetain, RetainTermConfig, setting
+from .base import FORGET_WEIGHT, RETAIN_WEIGHT, ForgetPlusRetain, RetainTermConfig, setting
 from .losses import forward_logits, weighted_ascent
 
 
@@ -21,8 +21,8 @@ class SatImpConfig(RetainTermConfig):
 
     beta1: float = setting(5.0, "saturation exponent")
     beta2: float = setting(1.0, "importance exponent")
-    forget_weight: float = setting(0.1, "weight of the forget term (dimensionless; 0: off)")
-    retain_weight: float = setting(1.0, "weight of the retain set's answer cross-entropy (dimensionless; 0: off)")
+    forget_weight: float = setting(0.1, FORGET_WEIGHT)
+    retain_weight: float = setting(1.0, RETAIN_WEIGHT)
 
 
 class SatImp(ForgetPlusRetain):

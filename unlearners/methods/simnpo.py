@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import torch.nn.functional as F
 
-from .base import ForgetPlusRetain, RetainTermConfig, setting
+from .base import FORGET_WEIGHT, RETAIN_WEIGHT, ForgetPlusRetain, RetainTermConfig, setting
 from .losses import answer_lengths, forward_logits, sequence_logprob
 
 
@@ -25,8 +25,8 @@ class SimNPOConfig(RetainTermConfig):
 
     beta: float = setting(4.5, "inverse temperature")
     gamma: float = setting(0.0, "reward margin (nats per token)")
-    forget_weight: float = setting(0.125, "weight of the forget term (dimensionless; 0: off)")
-    retain_weight: float = setting(1.0, "weight of the retain set's answer cross-entropy (dimensionless; 0: off)")
+    forget_weight: float = setting(0.125, FORGET_WEIGHT)
+    retain_weight: float = setting(1.0, RETAIN_WEIGHT)
 
 
 class SimNPO(ForgetPlusRetain):

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from .base import ForgetPlusRetain, RetainTermConfig, setting
+from .base import FORGET_WEIGHT, RETAIN_WEIGHT, ForgetPlusRetain, RetainTermConfig, setting
 from .losses import IGNORE_INDEX, forward_logits, token_mean
 
 
@@ -25,8 +25,8 @@ class UNDIALConfig(RetainTermConfig):
     """``beta``: how far the answer token's teacher logit is lowered (nats); term weights."""
 
     beta: float = setting(10.0, "how far the answer token's teacher logit is lowered (nats)")
-    forget_weight: float = setting(1.0, "weight of the forget term (dimensionless; 0: off)")
-    retain_weight: float = setting(0.0, "weight of the retain set's answer cross-entropy (dimensionless; 0: off)")
+    forget_weight: float = setting(1.0, FORGET_WEIGHT)
+    retain_weight: float = setting(0.0, RETAIN_WEIGHT)
 
 
 def adjusted_distillation(logits: torch.Tensor, reference_logits: torch.Tensor, labels: torch.Tensor,
