@@ -415,4 +415,18 @@ def test_a_changed_training_setting_changes_its_stages_key(tmp_path, monkeypatch
     # --lora alone also trains the vanilla model with LoRA; --vanilla_lora parses as a bool (false is False)
     assert keys(lora=True)["vanilla"] == keys(vanilla_lora=True, lora=True)["vanilla"] != default["vanilla"]
     assert parse(["--vanilla_lora", "false"]).vanilla_lora is False and parse([]).vanilla_lora is None
+    assert parse(["--lora", "YES", "--audit", "0"]).lora is True and parse(["--audit", "0"]).audit is False
+
+
+@pytest.mark.parametrize("flag", ["--vanilla_lora", "--lora", "--audit"])
+def test_a_misspelled_bool_flag_is_refused_not_read_as_false(flag, capsys):
+    from unlearners.pipeline import PipelineConfig, parse, train_overrides
+
+    with pytest.raises(SystemExit) as exit_info:
+        parse([flag, "ture"])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == \
+        f"mllmu-pipeline: error: argument {flag}: 'ture' is not a bool (true/false, yes/no, 1/0)"
+    with pytest.raises(ValueError, match=r"--train_args entry 'bf16=maybe': 'maybe' is not a bool"):
+        train_overrides(PipelineConfig(train_args="bf16=maybe"))
     assert PipelineConfig(lora=True, vanilla_lora=False).finetune_lora is False

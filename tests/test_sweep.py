@@ -96,6 +96,7 @@ def test_method_all_and_the_pipelines_default_methods():
                                       "own folder, not a trial setting: give it as the file's top-level out_dir or "
                                       "--out_dir"),
     (dict(grid={"out_dir": ["x"]}), "the sweep flags: grid: out_dir is the sweep's own folder"),
+    (dict(grid={"method": "ga", "lora": ["maybe"]}), "grid (ga, image+text): lora: 'maybe' is not a bool"),
     (dict(cpus_per_trial=0), "the sweep flags: resources: cpus_per_trial must be > 0, got 0"),
     (dict(cpus_per_upstream=-1), "resources: cpus_per_upstream must be > 0, got -1"),
     (dict(gpus_per_trial=-0.5), "resources: gpus_per_trial must be >= 0, got -0.5"),

@@ -339,12 +339,26 @@ def field_type(hint) -> type:
 
 
 def typed(value: str, kind: type):
-    """A flag's text as ``kind`` (bool: 1/true/yes, case-insensitive).
+    """A flag's text as ``kind`` (bool: 1/true/yes or 0/false/no, case-insensitive).
 
     Raises:
-        ValueError: the text is not a ``kind``.
+        ValueError: the text is not a ``kind`` (a bool spelled otherwise included: never silently False).
     """
-    return value.lower() in ("1", "true", "yes") if kind is bool else kind(value)
+    if kind is not bool:
+        return kind(value)
+    if value.lower() in ("1", "true", "yes"):
+        return True
+    if value.lower() in ("0", "false", "no"):
+        return False
+    raise ValueError(f"{value!r} is not a bool (true/false, yes/no, 1/0)")
+
+
+def bool_flag(value: str) -> bool:
+    """``argparse`` type of the pipeline's bool flags (:func:`typed`; its error becomes argparse's)."""
+    try:
+        return typed(value, bool)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 def train_overrides(cfg: PipelineConfig) -> dict:
@@ -731,8 +745,7 @@ def parse(argv: list[str]) -> PipelineConfig:
             parser.add_argument(f"--{f.name}", default=",".join(default), help=f"comma-separated (default {default})")
         else:
             kind = field_type(hints[f.name])
-            convert = (lambda v: typed(v, bool)) if kind is bool else kind  # bool("false") would be True
-            parser.add_argument(f"--{f.name}", default=default, type=convert)
+            parser.add_argument(f"--{f.name}", default=default, type=bool_flag if kind is bool else kind)
     ns = vars(parser.parse_args(argv))
     for f in dataclasses.fields(PipelineConfig):
         if isinstance(f.default, tuple):
